@@ -1,0 +1,1 @@
+//! Shale S3 gateway (issue 4). Not built yet.

@@ -1,0 +1,2 @@
+//! The `shale` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Shale's deterministic simulation harness. Built only with `--cfg madsim`.

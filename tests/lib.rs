@@ -1,0 +1,1 @@
+//! Helpers for the real-process integration tests in `it/`.
