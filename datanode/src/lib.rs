@@ -1,1 +1,15 @@
-//! Data node.
+//! The Shale data node: stores erasure-coded fragments on its disks behind the `Disk`
+//! seam, verifies a checksum on every block it returns, and serves them over gRPC.
+//!
+//! Architecture invariant: the data node never parses object metadata. It knows
+//! fragment ids, codec parameters, lengths and bytes — nothing about buckets or keys.
+
+pub mod error;
+pub mod format;
+pub mod store;
+
+#[cfg(test)]
+mod store_test;
+
+pub use error::StoreError;
+pub use store::{FragmentStore, FragmentWriter, PutRequest, PutStart, StoreConfig};
