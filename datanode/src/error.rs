@@ -30,6 +30,8 @@ pub enum StoreError {
         declared: u32,
         actual: u32,
     },
+    #[error("this node has no disk {0}")]
+    UnknownDisk(u32),
     #[error("disk I/O error while {verb} {subject}: {source}")]
     Io {
         verb: &'static str,

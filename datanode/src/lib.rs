@@ -4,12 +4,17 @@
 //! Architecture invariant: the data node never parses object metadata. It knows
 //! fragment ids, codec parameters, lengths and bytes — nothing about buckets or keys.
 
+pub mod config;
 pub mod error;
 pub mod format;
+pub mod node;
+pub mod service;
 pub mod store;
 
 #[cfg(test)]
 mod store_test;
 
+pub use config::DatanodeConfig;
 pub use error::StoreError;
+pub use node::Datanode;
 pub use store::{FragmentStore, FragmentWriter, PutRequest, PutStart, StoreConfig};

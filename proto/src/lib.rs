@@ -1,5 +1,14 @@
 //! Shale's wire boundary: generated protobuf/tonic code plus validating conversions to
 //! the domain types in `common`. Nothing else in the workspace defines wire formats.
+//!
+//! Architecture invariant: every message that crosses the network is validated here
+//! (`convert/`) before it becomes a domain value; a malformed message is an error,
+//! never a panic.
+
+pub mod convert;
+mod wire_error;
+
+pub use wire_error::{error_code, status_with_code, ERROR_CODE_KEY};
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod datanode {

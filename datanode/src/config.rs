@@ -1,0 +1,163 @@
+//! `shale datanode --config FILE.toml`. Every error names the offending field.
+//!
+//! ```toml
+//! node_id = 1
+//! rack = "rack-a"
+//! listen = "127.0.0.1:7101"
+//!
+//! [[disks]]
+//! id = 0
+//! path = "/var/lib/shale/d0"
+//! capacity_bytes = 107374182400
+//! # max_fragment_bytes = 268435456   # optional
+//! ```
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    pub id: u32,
+    pub path: PathBuf,
+    pub capacity_bytes: u64,
+    #[serde(default)]
+    pub max_fragment_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatanodeConfig {
+    pub node_id: u64,
+    pub rack: String,
+    pub listen: String,
+    pub disks: Vec<DiskConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config file {path}: field `{field}`: {message}")]
+    Invalid {
+        path: String,
+        field: String,
+        message: String,
+    },
+}
+
+impl DatanodeConfig {
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Self::parse(&text, &p)
+    }
+
+    /// Parses and validates. `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: DatanodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            // toml's message names the field (e.g. "missing field `rack`") and the line.
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |field: String, message: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            field,
+            message,
+        };
+        if self.rack.trim().is_empty() {
+            return Err(invalid("rack".into(), "must not be empty".into()));
+        }
+        self.listen_addr()
+            .map_err(|e| invalid("listen".into(), format!("{:?} is not ip:port ({e})", self.listen)))?;
+        if self.disks.is_empty() {
+            return Err(invalid("disks".into(), "at least one [[disks]] entry is required".into()));
+        }
+        let mut ids = BTreeSet::new();
+        let mut paths = BTreeSet::new();
+        for (i, d) in self.disks.iter().enumerate() {
+            if !ids.insert(d.id) {
+                return Err(invalid(format!("disks[{i}].id"), format!("duplicate disk id {}", d.id)));
+            }
+            if d.path.as_os_str().is_empty() {
+                return Err(invalid(format!("disks[{i}].path"), "must not be empty".into()));
+            }
+            if !paths.insert(d.path.clone()) {
+                return Err(invalid(
+                    format!("disks[{i}].path"),
+                    format!("{} is used by another disk", d.path.display()),
+                ));
+            }
+            if d.capacity_bytes == 0 {
+                return Err(invalid(format!("disks[{i}].capacity_bytes"), "must be positive".into()));
+            }
+            if d.max_fragment_bytes == Some(0) {
+                return Err(invalid(
+                    format!("disks[{i}].max_fragment_bytes"),
+                    "must be positive".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.listen.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+node_id = 1
+rack = "r1"
+listen = "127.0.0.1:7101"
+[[disks]]
+id = 0
+path = "/tmp/d0"
+capacity_bytes = 1000
+"#;
+
+    fn err(text: &str) -> String {
+        DatanodeConfig::parse(text, "dn.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_config_parses() {
+        let c = DatanodeConfig::parse(GOOD, "dn.toml").unwrap();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.disks[0].capacity_bytes, 1000);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err(&GOOD.replace("rack = \"r1\"\n", "")).contains("rack"));
+        assert!(err(&GOOD.replace("127.0.0.1:7101", "nowhere")).contains("field `listen`"));
+        assert!(err(&GOOD.replace("capacity_bytes = 1000", "capacity_bytes = 0"))
+            .contains("field `disks[0].capacity_bytes`"));
+        assert!(err(&GOOD.replace("capacity_bytes = 1000", "capacity_bytes = \"big\""))
+            .contains("capacity_bytes"));
+        assert!(err(&format!("{GOOD}\nbogus = 1")).contains("bogus"));
+        let dup = format!("{GOOD}[[disks]]\nid = 0\npath = \"/tmp/d1\"\ncapacity_bytes = 5\n");
+        assert!(err(&dup).contains("field `disks[1].id`"));
+    }
+}

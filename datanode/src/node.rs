@@ -1,0 +1,186 @@
+//! `Datanode`: one node's disks, each with its `FragmentStore`, behind an async API.
+//! Disk work runs through `Env::spawn_blocking`; a simulated disk's service time is
+//! slept on the env clock so slow disks are slow in virtual time too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::env::{Disk, DiskOp, Env, RealDisk};
+use common::ids::{DiskId, FragmentId, NodeId, RackId};
+
+use crate::config::DatanodeConfig;
+use crate::error::StoreError;
+use crate::format::FragmentHeader;
+use crate::store::{FragmentStore, FragmentWriter, PutRequest, PutStart, StoreConfig};
+
+#[derive(Debug)]
+struct DiskSlot {
+    disk: Arc<dyn Disk>,
+    store: Arc<FragmentStore>,
+}
+
+/// Capacity and usage of one disk, for health reports and placement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskUsage {
+    pub disk: DiskId,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub fragments: u64,
+}
+
+#[derive(Debug)]
+pub struct Datanode {
+    env: Env,
+    node_id: NodeId,
+    rack: RackId,
+    disks: BTreeMap<DiskId, DiskSlot>,
+}
+
+impl Datanode {
+    /// Opens every disk's store (running crash recovery on each).
+    pub fn open(
+        env: Env,
+        node_id: NodeId,
+        rack: RackId,
+        disks: Vec<(DiskId, Arc<dyn Disk>, StoreConfig)>,
+    ) -> Result<Self, StoreError> {
+        let mut map = BTreeMap::new();
+        for (id, disk, cfg) in disks {
+            let store = Arc::new(FragmentStore::open(Arc::clone(&disk), cfg)?);
+            let previous = map.insert(id, DiskSlot { disk, store });
+            assert!(previous.is_none(), "disk {id} configured twice");
+        }
+        Ok(Self {
+            env,
+            node_id,
+            rack,
+            disks: map,
+        })
+    }
+
+    /// Opens the real disks a config names.
+    pub fn from_config(env: Env, cfg: &DatanodeConfig) -> Result<Self, StoreError> {
+        let mut disks = Vec::new();
+        for d in &cfg.disks {
+            let disk = RealDisk::open(&d.path)
+                .map_err(|e| StoreError::io("opening", d.path.display().to_string(), e))?;
+            let mut store_cfg = StoreConfig {
+                capacity_bytes: d.capacity_bytes,
+                ..StoreConfig::default()
+            };
+            if let Some(max) = d.max_fragment_bytes {
+                store_cfg.max_fragment_bytes = max;
+            }
+            let disk: Arc<dyn Disk> = Arc::new(disk);
+            disks.push((DiskId(d.id), disk, store_cfg));
+        }
+        Self::open(env, NodeId(cfg.node_id), RackId(cfg.rack.clone()), disks)
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn rack(&self) -> &RackId {
+        &self.rack
+    }
+
+    fn slot(&self, disk: DiskId) -> Result<&DiskSlot, StoreError> {
+        self.disks.get(&disk).ok_or(StoreError::UnknownDisk(disk.0))
+    }
+
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        match self.env.spawn_blocking(f).await {
+            Ok(v) => v,
+            // A panic in the store is a failed durability assertion: propagate it.
+            Err(e) => panic!("disk task failed: {e}"),
+        }
+    }
+
+    async fn service_time(&self, disk: &Arc<dyn Disk>, op: DiskOp, bytes: usize) {
+        let t = disk.service_time(op, bytes);
+        if !t.is_zero() {
+            self.env.clock().sleep(t).await;
+        }
+    }
+
+    pub async fn begin_put(&self, disk: DiskId, req: PutRequest) -> Result<PutStart, StoreError> {
+        let slot = self.slot(disk)?;
+        let store = Arc::clone(&slot.store);
+        self.blocking(move || store.begin_put(req)).await
+    }
+
+    /// Appends bytes to a writer; gives the writer back for the next chunk.
+    pub async fn write(
+        &self,
+        disk: DiskId,
+        mut writer: FragmentWriter,
+        data: bytes::Bytes,
+    ) -> (FragmentWriter, Result<(), StoreError>) {
+        if let Ok(slot) = self.slot(disk) {
+            self.service_time(&slot.disk, DiskOp::Write, data.len()).await;
+        }
+        self.blocking(move || {
+            let r = writer.write(&data);
+            (writer, r)
+        })
+        .await
+    }
+
+    pub async fn finish(&self, disk: DiskId, writer: FragmentWriter) -> Result<FragmentHeader, StoreError> {
+        let slot = self.slot(disk)?;
+        self.service_time(&slot.disk, DiskOp::Sync, 0).await;
+        self.blocking(move || writer.finish()).await
+    }
+
+    pub fn stat(&self, disk: DiskId, id: FragmentId) -> Result<FragmentHeader, StoreError> {
+        self.slot(disk)?.store.stat(id).ok_or(StoreError::NotFound(id))
+    }
+
+    pub async fn read(
+        &self,
+        disk: DiskId,
+        id: FragmentId,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        let slot = self.slot(disk)?;
+        self.service_time(&slot.disk, DiskOp::Read, length as usize).await;
+        let store = Arc::clone(&slot.store);
+        self.blocking(move || store.read(id, offset, length)).await
+    }
+
+    pub async fn verify(&self, disk: DiskId, id: FragmentId) -> Result<FragmentHeader, StoreError> {
+        let slot = self.slot(disk)?;
+        let store = Arc::clone(&slot.store);
+        self.blocking(move || store.verify(id)).await
+    }
+
+    pub async fn delete(&self, disk: DiskId, id: FragmentId) -> Result<bool, StoreError> {
+        let slot = self.slot(disk)?;
+        self.service_time(&slot.disk, DiskOp::Sync, 0).await;
+        let store = Arc::clone(&slot.store);
+        self.blocking(move || store.delete(id)).await
+    }
+
+    pub fn list(
+        &self,
+        disk: DiskId,
+        after: Option<FragmentId>,
+        limit: usize,
+    ) -> Result<(Vec<FragmentHeader>, bool), StoreError> {
+        Ok(self.slot(disk)?.store.list(after, limit))
+    }
+
+    pub fn usage(&self) -> Vec<DiskUsage> {
+        self.disks
+            .iter()
+            .map(|(id, s)| DiskUsage {
+                disk: *id,
+                capacity_bytes: s.store.config().capacity_bytes,
+                used_bytes: s.store.used_bytes(),
+                fragments: s.store.fragment_count(),
+            })
+            .collect()
+    }
+}
