@@ -101,6 +101,7 @@ impl Env {
     /// Runs blocking work (disk I/O) off the async executor. Under madsim this is an
     /// ordinary simulated task (madsim refuses OS threads).
     #[allow(clippy::disallowed_methods)] // the one sanctioned spawn_blocking site
+    #[allow(deprecated)] // madsim-tokio deprecates it: in simulation it is a plain task
     pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
