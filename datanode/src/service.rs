@@ -85,11 +85,6 @@ impl DatanodeGrpc {
     pub fn new(node: Arc<Datanode>) -> Self {
         Self { node }
     }
-
-    pub fn into_server(self) -> DatanodeServiceServer<Self> {
-        DatanodeServiceServer::new(self)
-            .max_decoding_message_size(PUT_CHUNK_BYTES_MAX + 4096)
-    }
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::GetFragmentChunk, Status>> + Send>>;
@@ -289,7 +284,10 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .add_service(DatanodeGrpc::new(node).into_server())
+        .add_service(
+            DatanodeServiceServer::new(DatanodeGrpc::new(node))
+                .max_decoding_message_size(PUT_CHUNK_BYTES_MAX + 4096),
+        )
         .serve_with_shutdown(addr, shutdown)
         .await
 }

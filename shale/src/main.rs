@@ -56,21 +56,9 @@ async fn run_datanode(path: PathBuf) -> anyhow::Result<()> {
     tracing::info!(node = cfg.node_id, rack = %cfg.rack, %addr, disks = cfg.disks.len(), "data node serving");
     // Print a machine-readable readiness line for scripts and tests.
     println!("shale datanode {} listening on {addr}", cfg.node_id);
-    datanode::service::serve(node, addr, shutdown_signal())
+    datanode::service::serve(node, addr, common::env::shutdown_signal())
         .await
         .with_context(|| format!("serving gRPC on {addr}"))?;
     tracing::info!("data node stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -110,3 +110,20 @@ impl Env {
         tokio::task::spawn_blocking(f)
     }
 }
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM). In simulation only
+/// madsim's Ctrl-C exists: nodes are stopped by the harness.
+pub async fn shutdown_signal() {
+    #[cfg(not(madsim))]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
