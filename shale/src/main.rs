@@ -1,6 +1,6 @@
 //! The `shale` binary: thin wiring from command-line arguments and config files to the
-//! library crates. Subcommands arrive with their issues: `datanode` now; `dev`, `meta`,
-//! `gateway`, `admin`, `durability` and `bench` later.
+//! library crates. Subcommands arrive with their issues: `dev` (data plane only so far)
+//! and `datanode` now; `meta`, `gateway`, `admin`, `durability` and `bench` later.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use common::env::Env;
 use datanode::{Datanode, DatanodeConfig};
+
+mod dev;
 
 #[derive(Parser, Debug)]
 #[command(name = "shale", version, about = "Shale: an S3-compatible, erasure-coded object store")]
@@ -19,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run a whole local cluster in one process on a local data folder.
+    Dev(dev::DevArgs),
     /// Run one data node (fragment store + gRPC service) from a TOML config.
     Datanode {
         /// Path to the data node's TOML config (see datanode/src/config.rs).
@@ -42,6 +46,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     rt.block_on(async move {
         match cli.command {
+            Command::Dev(args) => dev::run(args).await,
             Command::Datanode { config } => run_datanode(config).await,
         }
     })
