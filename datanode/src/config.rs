@@ -85,19 +85,32 @@ impl DatanodeConfig {
         if self.rack.trim().is_empty() {
             return Err(invalid("rack".into(), "must not be empty".into()));
         }
-        self.listen_addr()
-            .map_err(|e| invalid("listen".into(), format!("{:?} is not ip:port ({e})", self.listen)))?;
+        self.listen_addr().map_err(|e| {
+            invalid(
+                "listen".into(),
+                format!("{:?} is not ip:port ({e})", self.listen),
+            )
+        })?;
         if self.disks.is_empty() {
-            return Err(invalid("disks".into(), "at least one [[disks]] entry is required".into()));
+            return Err(invalid(
+                "disks".into(),
+                "at least one [[disks]] entry is required".into(),
+            ));
         }
         let mut ids = BTreeSet::new();
         let mut paths = BTreeSet::new();
         for (i, d) in self.disks.iter().enumerate() {
             if !ids.insert(d.id) {
-                return Err(invalid(format!("disks[{i}].id"), format!("duplicate disk id {}", d.id)));
+                return Err(invalid(
+                    format!("disks[{i}].id"),
+                    format!("duplicate disk id {}", d.id),
+                ));
             }
             if d.path.as_os_str().is_empty() {
-                return Err(invalid(format!("disks[{i}].path"), "must not be empty".into()));
+                return Err(invalid(
+                    format!("disks[{i}].path"),
+                    "must not be empty".into(),
+                ));
             }
             if !paths.insert(d.path.clone()) {
                 return Err(invalid(
@@ -106,7 +119,10 @@ impl DatanodeConfig {
                 ));
             }
             if d.capacity_bytes == 0 {
-                return Err(invalid(format!("disks[{i}].capacity_bytes"), "must be positive".into()));
+                return Err(invalid(
+                    format!("disks[{i}].capacity_bytes"),
+                    "must be positive".into(),
+                ));
             }
             if d.max_fragment_bytes == Some(0) {
                 return Err(invalid(
@@ -138,7 +154,9 @@ capacity_bytes = 1000
 "#;
 
     fn err(text: &str) -> String {
-        DatanodeConfig::parse(text, "dn.toml").unwrap_err().to_string()
+        DatanodeConfig::parse(text, "dn.toml")
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -152,10 +170,14 @@ capacity_bytes = 1000
     fn errors_name_the_field() {
         assert!(err(&GOOD.replace("rack = \"r1\"\n", "")).contains("rack"));
         assert!(err(&GOOD.replace("127.0.0.1:7101", "nowhere")).contains("field `listen`"));
-        assert!(err(&GOOD.replace("capacity_bytes = 1000", "capacity_bytes = 0"))
-            .contains("field `disks[0].capacity_bytes`"));
-        assert!(err(&GOOD.replace("capacity_bytes = 1000", "capacity_bytes = \"big\""))
-            .contains("capacity_bytes"));
+        assert!(
+            err(&GOOD.replace("capacity_bytes = 1000", "capacity_bytes = 0"))
+                .contains("field `disks[0].capacity_bytes`")
+        );
+        assert!(
+            err(&GOOD.replace("capacity_bytes = 1000", "capacity_bytes = \"big\""))
+                .contains("capacity_bytes")
+        );
         assert!(err(&format!("{GOOD}\nbogus = 1")).contains("bogus"));
         let dup = format!("{GOOD}[[disks]]\nid = 0\npath = \"/tmp/d1\"\ncapacity_bytes = 5\n");
         assert!(err(&dup).contains("field `disks[1].id`"));

@@ -174,7 +174,10 @@ mod tests {
         for i in 0..bytes.len() * 8 {
             let mut b = bytes;
             b[i / 8] ^= 1 << (i % 8);
-            assert!(FragmentHeader::decode(&b).is_err(), "bit {i} flip undetected");
+            assert!(
+                FragmentHeader::decode(&b).is_err(),
+                "bit {i} flip undetected"
+            );
         }
     }
 

@@ -118,7 +118,8 @@ impl Datanode {
         data: bytes::Bytes,
     ) -> (FragmentWriter, Result<(), StoreError>) {
         if let Ok(slot) = self.slot(disk) {
-            self.service_time(&slot.disk, DiskOp::Write, data.len()).await;
+            self.service_time(&slot.disk, DiskOp::Write, data.len())
+                .await;
         }
         self.blocking(move || {
             let r = writer.write(&data);
@@ -127,14 +128,21 @@ impl Datanode {
         .await
     }
 
-    pub async fn finish(&self, disk: DiskId, writer: FragmentWriter) -> Result<FragmentHeader, StoreError> {
+    pub async fn finish(
+        &self,
+        disk: DiskId,
+        writer: FragmentWriter,
+    ) -> Result<FragmentHeader, StoreError> {
         let slot = self.slot(disk)?;
         self.service_time(&slot.disk, DiskOp::Sync, 0).await;
         self.blocking(move || writer.finish()).await
     }
 
     pub fn stat(&self, disk: DiskId, id: FragmentId) -> Result<FragmentHeader, StoreError> {
-        self.slot(disk)?.store.stat(id).ok_or(StoreError::NotFound(id))
+        self.slot(disk)?
+            .store
+            .stat(id)
+            .ok_or(StoreError::NotFound(id))
     }
 
     pub async fn read(
@@ -145,7 +153,8 @@ impl Datanode {
         length: u64,
     ) -> Result<Vec<u8>, StoreError> {
         let slot = self.slot(disk)?;
-        self.service_time(&slot.disk, DiskOp::Read, length as usize).await;
+        self.service_time(&slot.disk, DiskOp::Read, length as usize)
+            .await;
         let store = Arc::clone(&slot.store);
         self.blocking(move || store.read(id, offset, length)).await
     }

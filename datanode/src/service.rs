@@ -128,7 +128,10 @@ impl DatanodeService for DatanodeGrpc {
                     if data.len() > PUT_CHUNK_BYTES_MAX {
                         return Err(status_with_code(
                             ErrorCode::TooLarge,
-                            format!("data message of {} bytes exceeds {PUT_CHUNK_BYTES_MAX}", data.len()),
+                            format!(
+                                "data message of {} bytes exceeds {PUT_CHUNK_BYTES_MAX}",
+                                data.len()
+                            ),
                         ));
                     }
                     let (w, res) = self.node.write(disk, writer, data).await;
@@ -241,7 +244,10 @@ impl DatanodeService for DatanodeGrpc {
             None => None,
         };
         if req.limit == 0 || req.limit > LIST_LIMIT_MAX {
-            return Err(invalid(format!("limit must be 1..={LIST_LIMIT_MAX}, got {}", req.limit)));
+            return Err(invalid(format!(
+                "limit must be 1..={LIST_LIMIT_MAX}, got {}",
+                req.limit
+            )));
         }
         let (page, truncated) = self
             .node

@@ -208,7 +208,10 @@ impl FragmentStore {
         }
         let len = f.len().map_err(|e| StoreError::io("sizing", path, e))?;
         if len != h.file_len() {
-            return Ok(Err(format!("file is {len} bytes, header implies {}", h.file_len())));
+            return Ok(Err(format!(
+                "file is {len} bytes, header implies {}",
+                h.file_len()
+            )));
         }
         Ok(Ok(h))
     }
@@ -344,12 +347,15 @@ impl FragmentStore {
     /// Reads `length` payload bytes at `offset`, verifying every block it touches.
     pub fn read(&self, id: FragmentId, offset: u64, length: u64) -> Result<Vec<u8>, StoreError> {
         let h = self.stat(id).ok_or(StoreError::NotFound(id))?;
-        let end = offset.checked_add(length).filter(|&e| e <= h.length).ok_or_else(|| {
-            StoreError::InvalidArgument(format!(
-                "range {offset}+{length} outside fragment {id} of {} bytes",
-                h.length
-            ))
-        })?;
+        let end = offset
+            .checked_add(length)
+            .filter(|&e| e <= h.length)
+            .ok_or_else(|| {
+                StoreError::InvalidArgument(format!(
+                    "range {offset}+{length} outside fragment {id} of {} bytes",
+                    h.length
+                ))
+            })?;
         let path = final_path(id);
         let file = self.open_existing(id, &path)?;
         let bs = u64::from(h.block_bytes);
@@ -505,7 +511,9 @@ impl FragmentWriter {
     }
 
     fn file(&self) -> &Arc<dyn DiskFile> {
-        self.file.as_ref().expect("writer always has a file once returned")
+        self.file
+            .as_ref()
+            .expect("writer always has a file once returned")
     }
 
     /// Appends payload bytes. More bytes than declared is an error.
@@ -585,7 +593,11 @@ impl FragmentWriter {
         self.done = true;
         let mut st = self.store.lock();
         let reserved = st.in_flight.remove(&id).unwrap_or(0);
-        assert_eq!(reserved, h.file_len(), "reservation matches the file written");
+        assert_eq!(
+            reserved,
+            h.file_len(),
+            "reservation matches the file written"
+        );
         let previous = st.index.insert(id, h);
         assert!(previous.is_none(), "fragment {id} indexed twice");
         Ok(h)

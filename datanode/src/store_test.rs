@@ -27,15 +27,37 @@ const SLOTS: u8 = 6;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put { slot: u8, len: usize, seed: u64 },
+    Put {
+        slot: u8,
+        len: usize,
+        seed: u64,
+    },
     /// A put during which the power fails after `cut` more mutating disk operations.
-    PutCut { slot: u8, len: usize, seed: u64, cut: u8 },
-    Read { slot: u8, from_pct: u8, len_pct: u8 },
-    Delete { slot: u8 },
-    DeleteCut { slot: u8, cut: u8 },
+    PutCut {
+        slot: u8,
+        len: usize,
+        seed: u64,
+        cut: u8,
+    },
+    Read {
+        slot: u8,
+        from_pct: u8,
+        len_pct: u8,
+    },
+    Delete {
+        slot: u8,
+    },
+    DeleteCut {
+        slot: u8,
+        cut: u8,
+    },
     Crash,
     /// Flip one bit at a relative position of the stored file (may hit the header).
-    Corrupt { slot: u8, pos_pct: u16, bit: u8 },
+    Corrupt {
+        slot: u8,
+        pos_pct: u16,
+        bit: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -136,7 +158,11 @@ impl Harness {
                     None => Known::Absent,
                     Some(h) => {
                         let got = self.store.read(id(slot), 0, h.length).expect("whole");
-                        assert_eq!(digest(&got), digest(&bytes), "unacknowledged write came back partial");
+                        assert_eq!(
+                            digest(&got),
+                            digest(&bytes),
+                            "unacknowledged write came back partial"
+                        );
                         Known::Present(bytes)
                     }
                 };
@@ -182,7 +208,8 @@ impl Harness {
                         }
                     }
                     Known::Present(old) | Known::Maybe(old) => {
-                        if old.len() == data.len() && crc32c::crc32c(&old) == crc32c::crc32c(&data) {
+                        if old.len() == data.len() && crc32c::crc32c(&old) == crc32c::crc32c(&data)
+                        {
                             assert!(res.is_ok(), "identical retry must succeed: {res:?}");
                         } else {
                             assert!(matches!(res, Err(StoreError::AlreadyExists(_))), "{res:?}");
@@ -190,7 +217,12 @@ impl Harness {
                     }
                 }
             }
-            Op::PutCut { slot, len, seed, cut } => {
+            Op::PutCut {
+                slot,
+                len,
+                seed,
+                cut,
+            } => {
                 let data = payload(len, seed);
                 if self.model.get(&slot).is_some_and(|k| *k != Known::Absent) {
                     return;
@@ -199,29 +231,52 @@ impl Harness {
                 let res = put(&self.store, slot, &data);
                 let acked = res.is_ok();
                 self.disk.crash(); // power was cut (or the cut never fired): restart
-                self.model.insert(slot, if acked { Known::Present(data) } else { Known::Maybe(data) });
+                self.model.insert(
+                    slot,
+                    if acked {
+                        Known::Present(data)
+                    } else {
+                        Known::Maybe(data)
+                    },
+                );
                 self.store = open(&self.disk);
                 self.crash_resolve_only();
             }
-            Op::Read { slot, from_pct, len_pct } => {
+            Op::Read {
+                slot,
+                from_pct,
+                len_pct,
+            } => {
                 let known = self.model.get(&slot).cloned().unwrap_or(Known::Absent);
                 match known {
                     Known::Absent => {
-                        assert!(matches!(self.store.read(id(slot), 0, 0), Err(StoreError::NotFound(_))));
+                        assert!(matches!(
+                            self.store.read(id(slot), 0, 0),
+                            Err(StoreError::NotFound(_))
+                        ));
                     }
                     Known::Present(bytes) => {
                         let n = bytes.len() as u64;
                         let from = n * u64::from(from_pct) / 255;
                         let len = (n - from) * u64::from(len_pct) / 255;
-                        let got = self.store.read(id(slot), from, len).expect("read of a stored fragment");
-                        assert_eq!(digest(&got), digest(&bytes[from as usize..(from + len) as usize]), "read returned wrong bytes");
+                        let got = self
+                            .store
+                            .read(id(slot), from, len)
+                            .expect("read of a stored fragment");
+                        assert_eq!(
+                            digest(&got),
+                            digest(&bytes[from as usize..(from + len) as usize]),
+                            "read returned wrong bytes"
+                        );
                     }
                     Known::Corrupted(bytes) => {
                         // A read either fails, or returns exactly the original bytes (it
                         // did not touch the corrupted block). Never wrong bytes.
                         let whole = self.store.read(id(slot), 0, bytes.len() as u64);
                         match whole {
-                            Ok(got) => assert_eq!(digest(&got), digest(&bytes), "corrupt bytes returned"),
+                            Ok(got) => {
+                                assert_eq!(digest(&got), digest(&bytes), "corrupt bytes returned")
+                            }
                             Err(StoreError::Corrupt { .. } | StoreError::NotFound(_)) => {}
                             Err(e) => panic!("unexpected error {e}"),
                         }
@@ -239,25 +294,42 @@ impl Harness {
                 self.disk.power_cut_after(u64::from(cut));
                 let acked = self.store.delete(id(slot)).is_ok();
                 self.disk.crash();
-                self.model.insert(slot, if acked { Known::Absent } else { Known::Maybe(bytes) });
+                self.model.insert(
+                    slot,
+                    if acked {
+                        Known::Absent
+                    } else {
+                        Known::Maybe(bytes)
+                    },
+                );
                 self.store = open(&self.disk);
                 self.crash_resolve_only();
             }
             Op::Crash => self.crash(),
             Op::Corrupt { slot, pos_pct, bit } => {
-                let Some(Known::Present(bytes)) = self.model.get(&slot).cloned() else { return };
+                let Some(Known::Present(bytes)) = self.model.get(&slot).cloned() else {
+                    return;
+                };
                 let path = self
                     .disk
                     .file_paths()
                     .into_iter()
-                    .find(|p| p.starts_with("frags/") && p.ends_with(&format!("{}.{}", id(slot).stripe, id(slot).index)))
+                    .find(|p| {
+                        p.starts_with("frags/")
+                            && p.ends_with(&format!("{}.{}", id(slot).stripe, id(slot).index))
+                    })
                     .expect("stored fragment has a file");
                 let flen = file_len(bytes.len() as u64, BLOCK_BYTES);
                 let at = flen * u64::from(pos_pct) / 1000;
-                self.disk.corrupt(&path, at.min(flen - 1), 1 << bit).expect("corrupt");
+                self.disk
+                    .corrupt(&path, at.min(flen - 1), 1 << bit)
+                    .expect("corrupt");
                 self.model.insert(slot, Known::Corrupted(bytes));
                 // Whole-fragment verification must notice, whatever byte was hit.
-                assert!(matches!(self.store.verify(id(slot)), Err(StoreError::Corrupt { .. })));
+                assert!(matches!(
+                    self.store.verify(id(slot)),
+                    Err(StoreError::Corrupt { .. })
+                ));
             }
         }
         self.check_accounting();
@@ -273,7 +345,11 @@ impl Harness {
                         None => Known::Absent,
                         Some(h) => {
                             let got = self.store.read(id(slot), 0, h.length).expect("whole");
-                            assert_eq!(digest(&got), digest(&bytes), "unacknowledged write came back partial");
+                            assert_eq!(
+                                digest(&got),
+                                digest(&bytes),
+                                "unacknowledged write came back partial"
+                            );
                             Known::Present(bytes)
                         }
                     };
@@ -281,10 +357,17 @@ impl Harness {
                 }
                 Known::Present(bytes) => {
                     let got = self.store.read(id(slot), 0, bytes.len() as u64);
-                    assert_eq!(got.ok().map(|g| digest(&g)), Some(digest(&bytes)), "acknowledged fragment lost");
+                    assert_eq!(
+                        got.ok().map(|g| digest(&g)),
+                        Some(digest(&bytes)),
+                        "acknowledged fragment lost"
+                    );
                 }
                 Known::Absent => {
-                    assert!(self.store.stat(id(slot)).is_none(), "deleted fragment came back");
+                    assert!(
+                        self.store.stat(id(slot)).is_none(),
+                        "deleted fragment came back"
+                    );
                 }
                 Known::Corrupted(_) => {}
             }
@@ -313,7 +396,10 @@ proptest! {
 fn full_disk_is_a_clear_retriable_error_and_changes_nothing() {
     let disk = SimDisk::new(1, SimDiskFaults::default());
     let d: Arc<dyn Disk> = disk.clone();
-    let cfg = StoreConfig { capacity_bytes: 200_000, ..StoreConfig::default() };
+    let cfg = StoreConfig {
+        capacity_bytes: 200_000,
+        ..StoreConfig::default()
+    };
     let store = Arc::new(FragmentStore::open(d, cfg).unwrap());
     put(&store, 0, &payload(150_000, 1)).unwrap();
     let err = put(&store, 1, &payload(100_000, 2)).unwrap_err();
@@ -325,12 +411,22 @@ fn full_disk_is_a_clear_retriable_error_and_changes_nothing() {
 
 #[test]
 fn simulated_enospc_mid_write_is_no_space_and_leaves_nothing() {
-    let disk = SimDisk::new(1, SimDiskFaults { capacity_bytes: Some(100_000), ..SimDiskFaults::default() });
+    let disk = SimDisk::new(
+        1,
+        SimDiskFaults {
+            capacity_bytes: Some(100_000),
+            ..SimDiskFaults::default()
+        },
+    );
     let store = open(&disk);
     let err = put(&store, 0, &payload(150_000, 1)).unwrap_err();
     assert!(matches!(err, StoreError::NoSpace(_)), "{err}");
     assert_eq!(store.used_bytes(), 0);
-    assert!(disk.file_paths().is_empty(), "partial file left: {:?}", disk.file_paths());
+    assert!(
+        disk.file_paths().is_empty(),
+        "partial file left: {:?}",
+        disk.file_paths()
+    );
 }
 
 #[test]
@@ -340,36 +436,68 @@ fn bad_requests_are_typed_errors_and_change_nothing() {
     let data = payload(1000, 3);
     let mut req = request(0, &data);
     req.id.index = 3; // k+m = 3
-    assert!(matches!(store.begin_put(req), Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(
+        store.begin_put(req),
+        Err(StoreError::InvalidArgument(_))
+    ));
     let mut req = request(0, &data);
     req.codec = 99;
-    assert!(matches!(store.begin_put(req), Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(
+        store.begin_put(req),
+        Err(StoreError::InvalidArgument(_))
+    ));
     let mut req = request(0, &data);
     req.length = 1 << 40;
-    assert!(matches!(store.begin_put(req), Err(StoreError::TooLarge { .. })));
+    assert!(matches!(
+        store.begin_put(req),
+        Err(StoreError::TooLarge { .. })
+    ));
 
     // Wrong checksum.
     let mut req = request(0, &data);
     req.crc32c ^= 1;
-    let PutStart::Writer(mut w) = store.begin_put(req).unwrap() else { panic!() };
+    let PutStart::Writer(mut w) = store.begin_put(req).unwrap() else {
+        panic!()
+    };
     w.write(&data).unwrap();
-    assert!(matches!(w.finish(), Err(StoreError::ChecksumMismatch { .. })));
+    assert!(matches!(
+        w.finish(),
+        Err(StoreError::ChecksumMismatch { .. })
+    ));
     // Short and long bodies.
-    let PutStart::Writer(mut w) = store.begin_put(request(0, &data)).unwrap() else { panic!() };
+    let PutStart::Writer(mut w) = store.begin_put(request(0, &data)).unwrap() else {
+        panic!()
+    };
     w.write(&data[..10]).unwrap();
     assert!(matches!(w.finish(), Err(StoreError::InvalidArgument(_))));
-    let PutStart::Writer(mut w) = store.begin_put(request(0, &data)).unwrap() else { panic!() };
-    assert!(matches!(w.write(&payload(1001, 3)), Err(StoreError::InvalidArgument(_))));
+    let PutStart::Writer(mut w) = store.begin_put(request(0, &data)).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        w.write(&payload(1001, 3)),
+        Err(StoreError::InvalidArgument(_))
+    ));
     drop(w);
     // Bad ranges.
     put(&store, 0, &data).unwrap();
-    assert!(matches!(store.read(id(0), 900, 101), Err(StoreError::InvalidArgument(_))));
-    assert!(matches!(store.read(id(0), u64::MAX, 2), Err(StoreError::InvalidArgument(_))));
+    assert!(matches!(
+        store.read(id(0), 900, 101),
+        Err(StoreError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        store.read(id(0), u64::MAX, 2),
+        Err(StoreError::InvalidArgument(_))
+    ));
     assert_eq!(store.fragment_count(), 1);
     assert_eq!(store.used_bytes(), file_len(1000, BLOCK_BYTES));
     // A concurrent second writer of the same id is refused.
-    let PutStart::Writer(_w) = store.begin_put(request(1, &data)).unwrap() else { panic!() };
-    assert!(matches!(store.begin_put(request(1, &data)), Err(StoreError::Busy(_))));
+    let PutStart::Writer(_w) = store.begin_put(request(1, &data)).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        store.begin_put(request(1, &data)),
+        Err(StoreError::Busy(_))
+    ));
 }
 
 #[test]
@@ -394,7 +522,11 @@ fn header_corruption_is_quarantined_on_reopen() {
     let disk = SimDisk::new(1, SimDiskFaults::default());
     let store = open(&disk);
     put(&store, 0, &payload(5000, 1)).unwrap();
-    let path = disk.file_paths().into_iter().find(|p| p.starts_with("frags/")).unwrap();
+    let path = disk
+        .file_paths()
+        .into_iter()
+        .find(|p| p.starts_with("frags/"))
+        .unwrap();
     disk.corrupt(&path, 20, 0x01).unwrap();
     let store = open(&disk);
     assert!(store.stat(id(0)).is_none());

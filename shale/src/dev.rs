@@ -35,15 +35,24 @@ pub struct DevArgs {
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     ensure!(args.nodes >= 1, "--nodes must be at least 1");
-    ensure!(args.racks >= 1 && args.racks <= args.nodes, "--racks must be 1..=--nodes");
+    ensure!(
+        args.racks >= 1 && args.racks <= args.nodes,
+        "--racks must be 1..=--nodes"
+    );
     let env = Env::from_entropy();
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut servers = Vec::new();
-    println!("Shale dev cluster (data plane) in {}", args.data_dir.display());
+    println!(
+        "Shale dev cluster (data plane) in {}",
+        args.data_dir.display()
+    );
     for i in 0..args.nodes {
         let id = NodeId(u64::from(i) + 1);
         let rack = RackId(format!("rack-{}", i % args.racks));
-        let dir = args.data_dir.join(format!("datanode-{}", id.0)).join("disk-0");
+        let dir = args
+            .data_dir
+            .join(format!("datanode-{}", id.0))
+            .join("disk-0");
         let disk = RealDisk::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
         let disk: Arc<dyn Disk> = Arc::new(disk);
         let cfg = StoreConfig {
@@ -57,7 +66,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .checked_add(u16::try_from(i)?)
             .context("--base-port + --nodes exceeds 65535")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        println!("  datanode {id:>2}  {rack:<8} grpc://{addr}  {} fragments", node.usage()[0].fragments);
+        println!(
+            "  datanode {id:>2}  {rack:<8} grpc://{addr}  {} fragments",
+            node.usage()[0].fragments
+        );
         let mut stop = stop_tx.subscribe();
         let node = Arc::new(node);
         servers.push(env.spawn("dev-datanode", async move {

@@ -13,7 +13,11 @@ use datanode::{Datanode, DatanodeConfig};
 mod dev;
 
 #[derive(Parser, Debug)]
-#[command(name = "shale", version, about = "Shale: an S3-compatible, erasure-coded object store")]
+#[command(
+    name = "shale",
+    version,
+    about = "Shale: an S3-compatible, erasure-coded object store"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -42,16 +42,21 @@ capacity_bytes = {capacity}
 
 async fn start(dir: &Path, port: u16) -> (Proc, Client) {
     let cfg = write_config(dir, port, 64 << 20);
-    let mut proc = Proc::spawn("datanode", &["datanode", "--config", cfg.to_str().unwrap()]).unwrap();
+    let mut proc =
+        Proc::spawn("datanode", &["datanode", "--config", cfg.to_str().unwrap()]).unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let client = poll_until(Duration::from_secs(30), "datanode to accept connections", || {
-        let url = url.clone();
-        async move {
-            let mut c = DatanodeServiceClient::connect(url).await.ok()?;
-            c.health(pb::HealthRequest {}).await.ok()?;
-            Some(c)
-        }
-    })
+    let client = poll_until(
+        Duration::from_secs(30),
+        "datanode to accept connections",
+        || {
+            let url = url.clone();
+            async move {
+                let mut c = DatanodeServiceClient::connect(url).await.ok()?;
+                c.health(pb::HealthRequest {}).await.ok()?;
+                Some(c)
+            }
+        },
+    )
     .await
     .unwrap();
     proc.check_running().unwrap();
@@ -66,7 +71,9 @@ fn fid(n: u128, index: u8) -> FragmentId {
 }
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 fn header(id: FragmentId, disk: u32, data: &[u8]) -> pb::PutFragmentHeader {
@@ -81,23 +88,45 @@ fn header(id: FragmentId, disk: u32, data: &[u8]) -> pb::PutFragmentHeader {
     }
 }
 
-fn put_messages(h: pb::PutFragmentHeader, data: &[u8], chunk: usize) -> Vec<pb::PutFragmentRequest> {
+fn put_messages(
+    h: pb::PutFragmentHeader,
+    data: &[u8],
+    chunk: usize,
+) -> Vec<pb::PutFragmentRequest> {
     use pb::put_fragment_request::Part;
-    let mut msgs = vec![pb::PutFragmentRequest { part: Some(Part::Header(h)) }];
+    let mut msgs = vec![pb::PutFragmentRequest {
+        part: Some(Part::Header(h)),
+    }];
     for c in data.chunks(chunk) {
-        msgs.push(pb::PutFragmentRequest { part: Some(Part::Data(Bytes::copy_from_slice(c))) });
+        msgs.push(pb::PutFragmentRequest {
+            part: Some(Part::Data(Bytes::copy_from_slice(c))),
+        });
     }
     msgs
 }
 
-async fn put(c: &mut Client, msgs: Vec<pb::PutFragmentRequest>) -> Result<pb::FragmentInfo, tonic::Status> {
+async fn put(
+    c: &mut Client,
+    msgs: Vec<pb::PutFragmentRequest>,
+) -> Result<pb::FragmentInfo, tonic::Status> {
     let resp = c.put_fragment(futures::stream::iter(msgs)).await?;
     Ok(resp.into_inner().info.expect("put response has info"))
 }
 
-async fn get(c: &mut Client, id: FragmentId, disk: u32, offset: u64, length: u64) -> Result<Vec<u8>, tonic::Status> {
+async fn get(
+    c: &mut Client,
+    id: FragmentId,
+    disk: u32,
+    offset: u64,
+    length: u64,
+) -> Result<Vec<u8>, tonic::Status> {
     let mut stream = c
-        .get_fragment(pb::GetFragmentRequest { id: Some(id.into()), disk, offset, length })
+        .get_fragment(pb::GetFragmentRequest {
+            id: Some(id.into()),
+            disk,
+            offset,
+            length,
+        })
         .await?
         .into_inner();
     let mut out = Vec::new();
@@ -121,24 +150,45 @@ async fn datanode_process_stores_serves_and_survives_kill9() {
     let (mut proc, mut c) = start(dir.path(), port).await;
 
     let health = c.health(pb::HealthRequest {}).await.unwrap().into_inner();
-    assert_eq!((health.node_id, health.rack.as_str(), health.disks.len()), (7, "rack-a", 2));
+    assert_eq!(
+        (health.node_id, health.rack.as_str(), health.disks.len()),
+        (7, "rack-a", 2)
+    );
 
     let data = payload(300_000, 1);
     let id = fid(1, 3);
-    let info = put(&mut c, put_messages(header(id, 1, &data), &data, 70_000)).await.unwrap();
+    let info = put(&mut c, put_messages(header(id, 1, &data), &data, 70_000))
+        .await
+        .unwrap();
     assert_eq!((info.length, info.crc32c), (300_000, crc32c::crc32c(&data)));
-    assert_eq!(get(&mut c, id, 1, 0, 0).await.unwrap(), data, "whole fragment");
-    assert_eq!(get(&mut c, id, 1, 65_530, 200_000).await.unwrap(), &data[65_530..265_530]);
+    assert_eq!(
+        get(&mut c, id, 1, 0, 0).await.unwrap(),
+        data,
+        "whole fragment"
+    );
+    assert_eq!(
+        get(&mut c, id, 1, 65_530, 200_000).await.unwrap(),
+        &data[65_530..265_530]
+    );
     let stat = c
-        .stat_fragment(pb::StatFragmentRequest { id: Some(id.into()), disk: 1, verify: true })
+        .stat_fragment(pb::StatFragmentRequest {
+            id: Some(id.into()),
+            disk: 1,
+            verify: true,
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(stat.info.unwrap().length, 300_000);
     // A retry of the same put is idempotent; different bytes under the same id are not.
-    put(&mut c, put_messages(header(id, 1, &data), &data, 100_000)).await.unwrap();
+    put(&mut c, put_messages(header(id, 1, &data), &data, 100_000))
+        .await
+        .unwrap();
     let other = payload(300_000, 2);
-    assert_eq!(code(put(&mut c, put_messages(header(id, 1, &other), &other, 100_000)).await), ErrorCode::AlreadyExists);
+    assert_eq!(
+        code(put(&mut c, put_messages(header(id, 1, &other), &other, 100_000)).await),
+        ErrorCode::AlreadyExists
+    );
     // The fragment lives on disk 1 only.
     assert_eq!(code(get(&mut c, id, 0, 0, 0).await), ErrorCode::NotFound);
 
@@ -147,14 +197,24 @@ async fn datanode_process_stores_serves_and_survives_kill9() {
     let (_proc, mut c) = start(dir.path(), port).await;
     assert_eq!(get(&mut c, id, 1, 0, 0).await.unwrap(), data);
     let listed = c
-        .list_fragments(pb::ListFragmentsRequest { disk: 1, after: None, limit: 10 })
+        .list_fragments(pb::ListFragmentsRequest {
+            disk: 1,
+            after: None,
+            limit: 10,
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(listed.fragments.len(), 1);
     assert!(!listed.truncated);
 
-    let del = c.delete_fragment(pb::DeleteFragmentRequest { id: Some(id.into()), disk: 1 }).await.unwrap();
+    let del = c
+        .delete_fragment(pb::DeleteFragmentRequest {
+            id: Some(id.into()),
+            disk: 1,
+        })
+        .await
+        .unwrap();
     assert!(del.into_inner().existed);
     assert_eq!(code(get(&mut c, id, 1, 0, 0).await), ErrorCode::NotFound);
 }
@@ -169,50 +229,112 @@ async fn malformed_requests_get_typed_errors_and_change_nothing() {
     let id = fid(2, 0);
 
     // Data before header.
-    let msgs = vec![pb::PutFragmentRequest { part: Some(Part::Data(Bytes::from_static(b"x"))) }];
+    let msgs = vec![pb::PutFragmentRequest {
+        part: Some(Part::Data(Bytes::from_static(b"x"))),
+    }];
     assert_eq!(code(put(&mut c, msgs).await), ErrorCode::InvalidArgument);
     // Empty stream.
     assert_eq!(code(put(&mut c, vec![]).await), ErrorCode::InvalidArgument);
     // Stripe id of the wrong length.
     let mut h = header(id, 0, &data);
-    h.id = Some(pb::FragmentId { stripe_id: Bytes::from_static(&[1, 2, 3]), index: 0 });
-    assert_eq!(code(put(&mut c, put_messages(h, &data, 4096)).await), ErrorCode::InvalidArgument);
+    h.id = Some(pb::FragmentId {
+        stripe_id: Bytes::from_static(&[1, 2, 3]),
+        index: 0,
+    });
+    assert_eq!(
+        code(put(&mut c, put_messages(h, &data, 4096)).await),
+        ErrorCode::InvalidArgument
+    );
     // Index beyond k+m, k over 255, unknown codec.
     let mut h = header(id, 0, &data);
     h.id = Some(fid(2, 12).into());
-    assert_eq!(code(put(&mut c, put_messages(h, &data, 4096)).await), ErrorCode::InvalidArgument);
+    assert_eq!(
+        code(put(&mut c, put_messages(h, &data, 4096)).await),
+        ErrorCode::InvalidArgument
+    );
     let mut h = header(id, 0, &data);
     h.k = 1000;
-    assert_eq!(code(put(&mut c, put_messages(h, &data, 4096)).await), ErrorCode::InvalidArgument);
+    assert_eq!(
+        code(put(&mut c, put_messages(h, &data, 4096)).await),
+        ErrorCode::InvalidArgument
+    );
     let mut h = header(id, 0, &data);
     h.codec = 77;
-    assert_eq!(code(put(&mut c, put_messages(h, &data, 4096)).await), ErrorCode::InvalidArgument);
+    assert_eq!(
+        code(put(&mut c, put_messages(h, &data, 4096)).await),
+        ErrorCode::InvalidArgument
+    );
     // Wrong checksum, short body, long body, two headers.
     let mut h = header(id, 0, &data);
     h.crc32c ^= 0xff;
-    assert_eq!(code(put(&mut c, put_messages(h, &data, 4096)).await), ErrorCode::ChecksumMismatch);
-    assert_eq!(code(put(&mut c, put_messages(header(id, 0, &data), &data[..5000], 4096)).await), ErrorCode::InvalidArgument);
+    assert_eq!(
+        code(put(&mut c, put_messages(h, &data, 4096)).await),
+        ErrorCode::ChecksumMismatch
+    );
+    assert_eq!(
+        code(
+            put(
+                &mut c,
+                put_messages(header(id, 0, &data), &data[..5000], 4096)
+            )
+            .await
+        ),
+        ErrorCode::InvalidArgument
+    );
     let mut long = data.clone();
     long.push(0);
-    assert_eq!(code(put(&mut c, put_messages(header(id, 0, &data), &long, 4096)).await), ErrorCode::InvalidArgument);
+    assert_eq!(
+        code(put(&mut c, put_messages(header(id, 0, &data), &long, 4096)).await),
+        ErrorCode::InvalidArgument
+    );
     let mut msgs = put_messages(header(id, 0, &data), &data, 4096);
     msgs.push(msgs[0].clone());
     assert_eq!(code(put(&mut c, msgs).await), ErrorCode::InvalidArgument);
     // Unknown disk, oversized declared length.
-    assert_eq!(code(put(&mut c, put_messages(header(id, 9, &data), &data, 4096)).await), ErrorCode::UnknownDisk);
+    assert_eq!(
+        code(put(&mut c, put_messages(header(id, 9, &data), &data, 4096)).await),
+        ErrorCode::UnknownDisk
+    );
     let mut h = header(id, 0, &data);
     h.length = 1 << 40;
-    assert_eq!(code(put(&mut c, put_messages(h, &data, 4096)).await), ErrorCode::TooLarge);
+    assert_eq!(
+        code(put(&mut c, put_messages(h, &data, 4096)).await),
+        ErrorCode::TooLarge
+    );
     // Nothing was stored by any of that.
-    let listed = c.list_fragments(pb::ListFragmentsRequest { disk: 0, after: None, limit: 10 }).await.unwrap();
+    let listed = c
+        .list_fragments(pb::ListFragmentsRequest {
+            disk: 0,
+            after: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
     assert!(listed.into_inner().fragments.is_empty());
 
     // Now store it properly and probe reads.
-    put(&mut c, put_messages(header(id, 0, &data), &data, 4096)).await.unwrap();
-    assert_eq!(code(get(&mut c, id, 0, 9_000, 2_000).await), ErrorCode::InvalidArgument);
-    assert_eq!(code(get(&mut c, id, 0, u64::MAX, 0).await), ErrorCode::InvalidArgument);
-    assert_eq!(code(get(&mut c, fid(99, 0), 0, 0, 0).await), ErrorCode::NotFound);
-    let bad_list = c.list_fragments(pb::ListFragmentsRequest { disk: 0, after: None, limit: 0 }).await;
+    put(&mut c, put_messages(header(id, 0, &data), &data, 4096))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(get(&mut c, id, 0, 9_000, 2_000).await),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code(get(&mut c, id, 0, u64::MAX, 0).await),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code(get(&mut c, fid(99, 0), 0, 0, 0).await),
+        ErrorCode::NotFound
+    );
+    let bad_list = c
+        .list_fragments(pb::ListFragmentsRequest {
+            disk: 0,
+            after: None,
+            limit: 0,
+        })
+        .await;
     assert_eq!(code(bad_list), ErrorCode::InvalidArgument);
     assert_eq!(get(&mut c, id, 0, 0, 0).await.unwrap(), data);
 
@@ -228,7 +350,13 @@ async fn malformed_requests_get_typed_errors_and_change_nothing() {
     bytes[64 + 5000] ^= 0x20;
     std::fs::write(&file, &bytes).unwrap();
     assert_eq!(code(get(&mut c, id, 0, 0, 0).await), ErrorCode::Corrupt);
-    let verify = c.stat_fragment(pb::StatFragmentRequest { id: Some(id.into()), disk: 0, verify: true }).await;
+    let verify = c
+        .stat_fragment(pb::StatFragmentRequest {
+            id: Some(id.into()),
+            disk: 0,
+            verify: true,
+        })
+        .await;
     assert_eq!(code(verify), ErrorCode::Corrupt);
     proc.check_running().expect("no input may crash the node");
 }
@@ -243,5 +371,8 @@ fn bad_config_is_rejected_naming_the_field() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("disks[0].capacity_bytes"), "stderr: {stderr}");
+    assert!(
+        stderr.contains("disks[0].capacity_bytes"),
+        "stderr: {stderr}"
+    );
 }

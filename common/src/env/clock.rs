@@ -72,7 +72,11 @@ impl Clock {
         tokio::time::sleep_until(deadline).await;
     }
 
-    pub async fn timeout<F: Future>(&self, duration: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    pub async fn timeout<F: Future>(
+        &self,
+        duration: Duration,
+        fut: F,
+    ) -> Result<F::Output, Elapsed> {
         tokio::time::timeout(duration, fut)
             .await
             .map_err(|_| Elapsed(duration))

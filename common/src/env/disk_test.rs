@@ -87,7 +87,10 @@ fn conformance_open_modes() {
         let g = d.open("x", OpenMode::CreateOrOpen).unwrap();
         assert_eq!(read_all(g.as_ref()), b"1", "CreateOrOpen must not truncate");
         let ro = d.open("x", OpenMode::Read).unwrap();
-        assert!(ro.write_at(b"2", 0).is_err(), "read-only handle must not write");
+        assert!(
+            ro.write_at(b"2", 0).is_err(),
+            "read-only handle must not write"
+        );
         assert!(d.exists("x").unwrap());
         assert!(!d.exists("y").unwrap());
     });
@@ -121,10 +124,18 @@ fn conformance_rename_remove_list() {
         assert_eq!(read_all(b.as_ref()), b"dir/a");
         assert!(!d.exists("dir/a").unwrap());
         d.remove_file("dir/c").unwrap();
-        assert_eq!(d.remove_file("dir/c").unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(
+            d.remove_file("dir/c").unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
         d.sync_dir("dir").unwrap();
         d.sync_dir("").unwrap();
-        let root: Vec<String> = d.list_dir("").unwrap().into_iter().map(|e| e.name).collect();
+        let root: Vec<String> = d
+            .list_dir("")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(root, vec!["dir".to_string()]);
     });
 }
@@ -205,7 +216,10 @@ fn sim_crash_loses_or_tears_unsynced_writes() {
     f.write_at(&[2u8; 2048], 0).unwrap();
     d.crash();
     assert_eq!(contents(&d, "f").unwrap(), vec![1u8; 2048]);
-    assert!(f.len().is_err(), "a handle from before the crash must be stale");
+    assert!(
+        f.len().is_err(),
+        "a handle from before the crash must be stale"
+    );
 
     let all_torn = SimDiskFaults {
         crash_keep_prob: 0.0,
@@ -222,10 +236,16 @@ fn sim_crash_loses_or_tears_unsynced_writes() {
         let got = contents(&d, "f").unwrap();
         let twos = got.iter().take_while(|&&b| b == 2).count();
         assert_eq!(twos % 512, 0, "a tear lands whole sectors only");
-        assert!(got[twos..].iter().all(|&b| b == 1), "the rest is the old image");
+        assert!(
+            got[twos..].iter().all(|&b| b == 1),
+            "the rest is the old image"
+        );
         saw_partial |= twos > 0 && twos < 4096;
     }
-    assert!(saw_partial, "20 seeds of all-torn writes never tore mid-write");
+    assert!(
+        saw_partial,
+        "20 seeds of all-torn writes never tore mid-write"
+    );
 }
 
 #[test]
@@ -279,7 +299,11 @@ fn sim_bit_rot_and_eio_are_injected_and_persistent() {
     f.read_exact_at(&mut again, 0).unwrap();
     assert_eq!(buf, again, "rot is persistent");
     d.crash();
-    assert_eq!(contents(&d, "f").unwrap(), again.to_vec(), "rot survives a crash");
+    assert_eq!(
+        contents(&d, "f").unwrap(),
+        again.to_vec(),
+        "rot survives a crash"
+    );
 
     d.set_faults(SimDiskFaults {
         read_error_prob: 1.0,
@@ -293,7 +317,11 @@ fn sim_bit_rot_and_eio_are_injected_and_persistent() {
     assert!(f.sync().is_err());
     let s = d.stats();
     assert_eq!(
-        (s.injected_read_errors, s.injected_write_errors, s.injected_sync_errors),
+        (
+            s.injected_read_errors,
+            s.injected_write_errors,
+            s.injected_sync_errors
+        ),
         (1, 1, 1)
     );
 }

@@ -591,13 +591,19 @@ impl DiskFile for SimFile {
             let at = start + st.rng.below((end - start) as u64) as usize;
             let bit = 1u8 << st.rng.below(8);
             st.stats.bits_rotted += 1;
-            let f = st.files.get_mut(&self.ino).ok_or_else(|| not_found(&self.path))?;
+            let f = st
+                .files
+                .get_mut(&self.ino)
+                .ok_or_else(|| not_found(&self.path))?;
             f.live[at] ^= bit;
             if at < f.durable.len() {
                 f.durable[at] ^= bit;
             }
         }
-        let f = st.files.get(&self.ino).ok_or_else(|| not_found(&self.path))?;
+        let f = st
+            .files
+            .get(&self.ino)
+            .ok_or_else(|| not_found(&self.path))?;
         buf[..end - start].copy_from_slice(&f.live[start..end]);
         Ok(end - start)
     }
@@ -613,7 +619,10 @@ impl DiskFile for SimFile {
         let old_len = st.files.get(&self.ino).map_or(0, |f| f.live.len() as u64);
         let new_len = old_len.max(offset + buf.len() as u64);
         st.check_space(old_len, new_len, &self.path)?;
-        let f = st.files.get_mut(&self.ino).ok_or_else(|| not_found(&self.path))?;
+        let f = st
+            .files
+            .get_mut(&self.ino)
+            .ok_or_else(|| not_found(&self.path))?;
         apply_write(&mut f.live, offset, buf);
         f.pending.push(Pending::Write {
             offset,
@@ -629,7 +638,10 @@ impl DiskFile for SimFile {
             st.stats.injected_sync_errors += 1;
             return Err(eio("sync"));
         }
-        let f = st.files.get_mut(&self.ino).ok_or_else(|| not_found(&self.path))?;
+        let f = st
+            .files
+            .get_mut(&self.ino)
+            .ok_or_else(|| not_found(&self.path))?;
         f.durable = f.live.clone();
         f.pending.clear();
         Ok(())
@@ -650,7 +662,10 @@ impl DiskFile for SimFile {
         }
         let old_len = st.files.get(&self.ino).map_or(0, |f| f.live.len() as u64);
         st.check_space(old_len, len, &self.path)?;
-        let f = st.files.get_mut(&self.ino).ok_or_else(|| not_found(&self.path))?;
+        let f = st
+            .files
+            .get_mut(&self.ino)
+            .ok_or_else(|| not_found(&self.path))?;
         f.live.resize(len as usize, 0);
         f.pending.push(Pending::SetLen(len));
         Ok(())
