@@ -1,1 +1,6 @@
-//! Shale metadata plane (issue 3): Raft groups over redb. Not built yet.
+//! Shale's metadata plane: many Raft groups (openraft) per process, each with its log and
+//! state machine in redb on the `Disk` seam. Work in progress (issue 3).
+
+pub mod redb_disk;
+pub mod runtime;
+pub mod state_machine;

@@ -1,0 +1,1 @@
+//! redb `StorageBackend` over the `Disk` seam (in progress).

@@ -1,0 +1,1 @@
+//! openraft `AsyncRuntime` over `common::env` (in progress).

@@ -1,0 +1,1 @@
+//! Object-group state machine (in progress).
