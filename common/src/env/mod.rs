@@ -49,12 +49,9 @@ impl Env {
     }
 
     /// Production: seeded from OS entropy (through std's per-process random hash keys),
-    /// mixed with the wall clock. The seed is kept so a report can print it.
+    /// mixed with the wall clock; in simulation from madsim's seed. The seed is kept so a report can print it.
     pub fn from_entropy() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(Clock::new().unix_ms());
-        Self::seeded(h.finish())
+        Self::seeded(entropy_seed() ^ Clock::new().unix_ms())
     }
 
     /// The seed this environment started from.
@@ -88,26 +85,69 @@ impl Env {
     }
 
     /// Spawns a task on the current runtime. `name` appears in traces.
-    #[allow(clippy::disallowed_methods)] // the one sanctioned spawn site
     pub fn spawn<F>(&self, name: &'static str, fut: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        tracing::trace!(task = name, "spawn");
-        tokio::spawn(fut)
+        spawn(name, fut)
     }
 
-    /// Runs blocking work (disk I/O) off the async executor. Under madsim this is an
-    /// ordinary simulated task (madsim refuses OS threads).
-    #[allow(clippy::disallowed_methods)] // the one sanctioned spawn_blocking site
-    #[allow(deprecated)] // madsim-tokio deprecates it: in simulation it is a plain task
+    /// Runs blocking work (disk I/O) off the async executor.
     pub fn spawn_blocking<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        tokio::task::spawn_blocking(f)
+        spawn_blocking(f)
+    }
+}
+
+/// Spawns a task on the current runtime (tokio, or madsim in simulation). For code that
+/// has no `Env` at hand, such as openraft's runtime adapter.
+#[allow(clippy::disallowed_methods)] // the one sanctioned spawn site
+pub fn spawn<F>(name: &'static str, fut: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tracing::trace!(task = name, "spawn");
+    tokio::spawn(fut)
+}
+
+/// Runs blocking work off the async executor. Under madsim this is an ordinary
+/// simulated task (madsim refuses OS threads).
+#[allow(clippy::disallowed_methods)] // the one sanctioned spawn_blocking site
+#[allow(deprecated)] // madsim-tokio deprecates it: in simulation it is a plain task
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+}
+
+/// Monotonic now from the runtime clock (virtual in simulation).
+pub fn monotonic_now() -> Instant {
+    Clock::new().now()
+}
+
+/// A fresh seed: from madsim's seeded generator in simulation (so runs replay), from OS
+/// entropy otherwise. For components that must draw randomness without an `Env`
+/// (openraft's per-call RNG).
+pub fn entropy_seed() -> u64 {
+    #[cfg(madsim)]
+    {
+        madsim::rand::random::<u64>()
+    }
+    #[cfg(not(madsim))]
+    {
+        use std::hash::{BuildHasher, Hasher};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        h.finish()
     }
 }
 
