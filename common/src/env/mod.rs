@@ -167,3 +167,44 @@ pub async fn shutdown_signal() {
     }
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// A runtime owned by the caller, for drivers that must block on a future (tests,
+/// openraft's `AsyncRuntime::block_on`): tokio in production, a fresh madsim runtime in
+/// simulation.
+pub struct BlockingRuntime {
+    #[cfg(not(madsim))]
+    rt: tokio::runtime::Runtime,
+    #[cfg(madsim)]
+    rt: madsim::runtime::Runtime,
+}
+
+impl std::fmt::Debug for BlockingRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingRuntime").finish_non_exhaustive()
+    }
+}
+
+impl BlockingRuntime {
+    /// `threads` worker threads (ignored in simulation, which is single-threaded).
+    pub fn new(threads: usize) -> std::io::Result<Self> {
+        #[cfg(not(madsim))]
+        {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads.max(1))
+                .enable_all()
+                .build()?;
+            Ok(Self { rt })
+        }
+        #[cfg(madsim)]
+        {
+            let _ = threads;
+            Ok(Self {
+                rt: madsim::runtime::Runtime::new(),
+            })
+        }
+    }
+
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.rt.block_on(future)
+    }
+}
