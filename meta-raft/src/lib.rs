@@ -1,6 +1,11 @@
 //! Shale's metadata plane: many Raft groups (openraft) per process, each with its log and
 //! state machine in redb on the `Disk` seam. Work in progress (issue 3).
 
+pub mod log_store;
 pub mod redb_disk;
 pub mod runtime;
+pub mod sm_store;
 pub mod state_machine;
+
+#[cfg(test)]
+mod store_test;
