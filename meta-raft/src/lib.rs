@@ -2,6 +2,7 @@
 //! state machine in redb on the `Disk` seam. Work in progress (issue 3).
 
 pub mod log_store;
+pub mod network;
 pub mod redb_disk;
 pub mod runtime;
 pub mod sm_store;

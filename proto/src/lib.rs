@@ -14,3 +14,8 @@ pub use wire_error::{error_code, status_with_code, ERROR_CODE_KEY};
 pub mod datanode {
     tonic::include_proto!("shale.datanode.v1");
 }
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod raft {
+    tonic::include_proto!("shale.raft.v1");
+}

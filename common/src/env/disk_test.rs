@@ -368,3 +368,33 @@ fn sim_latency_is_drawn_within_bounds() {
         assert!(t <= std::time::Duration::from_micros(900));
     }
 }
+
+#[test]
+fn sim_random_faults_are_seeded_and_valid() {
+    let draw = |seed| SimDiskFaults::random(&mut Rng::new(seed));
+    assert_eq!(draw(9), draw(9), "same seed, same profile");
+    let profiles: Vec<SimDiskFaults> = (0..200).map(draw).collect();
+    for f in &profiles {
+        for p in [
+            f.read_error_prob,
+            f.write_error_prob,
+            f.sync_error_prob,
+            f.bit_rot_prob,
+        ] {
+            assert!((0.0..=1.0).contains(&p));
+        }
+        assert!(f.crash_keep_prob + f.crash_tear_prob <= 1.0);
+        assert!(f.latency_min <= f.latency_max);
+    }
+    assert!(
+        profiles.iter().any(|f| f.read_error_prob == 0.0),
+        "some disks are quiet"
+    );
+    assert!(
+        profiles.iter().any(|f| f.read_error_prob > 0.0),
+        "some disks are flaky"
+    );
+    assert!(profiles
+        .iter()
+        .any(|f| f.latency_max > std::time::Duration::ZERO));
+}

@@ -68,6 +68,51 @@ impl Default for SimDiskFaults {
     }
 }
 
+impl SimDiskFaults {
+    /// A fault profile drawn from the seed (TigerBeetle VOPR style): each fault is off on
+    /// most disks and, where on, its probability is itself drawn, so a run of many seeds
+    /// covers quiet disks, flaky disks and bad ones. Capacity stays unlimited (ENOSPC is
+    /// a targeted scenario, not background noise).
+    pub fn random(rng: &mut Rng) -> Self {
+        let mut maybe = |on: f64, max: f64| {
+            if rng.chance(on) {
+                rng.unit_f64() * max
+            } else {
+                0.0
+            }
+        };
+        let read_error_prob = maybe(0.3, 0.02);
+        let write_error_prob = maybe(0.3, 0.02);
+        let sync_error_prob = maybe(0.2, 0.01);
+        let bit_rot_prob = maybe(0.2, 0.005);
+        let crash_keep_prob = rng.unit_f64();
+        let crash_tear_prob = (1.0 - crash_keep_prob) * rng.unit_f64();
+        let slow = rng.chance(0.3);
+        let latency_min = Duration::from_micros(if slow {
+            rng.range_inclusive(100, 2_000)
+        } else {
+            0
+        });
+        let latency_max = latency_min
+            + Duration::from_micros(if slow {
+                rng.range_inclusive(0, 20_000)
+            } else {
+                0
+            });
+        Self {
+            read_error_prob,
+            write_error_prob,
+            sync_error_prob,
+            bit_rot_prob,
+            crash_keep_prob,
+            crash_tear_prob,
+            capacity_bytes: None,
+            latency_min,
+            latency_max,
+        }
+    }
+}
+
 /// Counters, for tests and for the simulator's report.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimDiskStats {
