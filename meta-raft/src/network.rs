@@ -89,6 +89,7 @@ where
 /// Server side of the Raft transport.
 pub struct RaftGrpc<C: RaftTypeConfig, SM: openraft::storage::RaftStateMachine<C>> {
     registry: Arc<RaftRegistry<C, SM>>,
+    cluster_id: String,
 }
 
 impl<C, SM> RaftGrpc<C, SM>
@@ -96,11 +97,22 @@ where
     C: RaftTypeConfig,
     SM: openraft::storage::RaftStateMachine<C>,
 {
-    pub fn new(registry: Arc<RaftRegistry<C, SM>>) -> Self {
-        Self { registry }
+    pub fn new(registry: Arc<RaftRegistry<C, SM>>, cluster_id: String) -> Self {
+        Self {
+            registry,
+            cluster_id,
+        }
     }
 
-    fn raft(&self, group: u64) -> Result<Raft<C, SM>, Status> {
+    fn raft(&self, req: &RaftRequest) -> Result<Raft<C, SM>, Status> {
+        if req.cluster_id != self.cluster_id {
+            tracing::warn!(theirs = %req.cluster_id, ours = %self.cluster_id, "raft message from another cluster refused");
+            return Err(Status::failed_precondition(format!(
+                "wrong cluster: this node belongs to cluster {:?}, the sender to {:?}",
+                self.cluster_id, req.cluster_id
+            )));
+        }
+        let group = req.group_id;
         self.registry
             .get(GroupId(group))
             .ok_or_else(|| Status::not_found(format!("group {group} is not hosted here")))
@@ -131,14 +143,14 @@ where
 {
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
-        let raft = self.raft(req.group_id)?;
+        let raft = self.raft(&req)?;
         let rpc: VoteRequest<C> = decode(&req.payload).map_err(bad_payload)?;
         reply(&raft.vote(rpc).await)
     }
 
     async fn pre_vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
-        let raft = self.raft(req.group_id)?;
+        let raft = self.raft(&req)?;
         let rpc: VoteRequest<C> = decode(&req.payload).map_err(bad_payload)?;
         reply(&raft.pre_vote(rpc).await)
     }
@@ -148,7 +160,7 @@ where
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
-        let raft = self.raft(req.group_id)?;
+        let raft = self.raft(&req)?;
         let rpc: AppendEntriesRequest<C> = decode(&req.payload).map_err(bad_payload)?;
         reply(&raft.append_entries(rpc).await)
     }
@@ -158,7 +170,7 @@ where
         req: Request<RaftRequest>,
     ) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
-        let raft = self.raft(req.group_id)?;
+        let raft = self.raft(&req)?;
         let (vote, snapshot): (VoteOf<C>, SnapshotOf<C, Vec<u8>>) =
             decode(&req.payload).map_err(bad_payload)?;
         reply(&raft.install_full_snapshot(vote, snapshot).await)
@@ -196,12 +208,17 @@ impl Channels {
 /// Creates per-target clients for one group.
 pub struct GrpcNetworkFactory {
     group: GroupId,
+    cluster_id: String,
     channels: Channels,
 }
 
 impl GrpcNetworkFactory {
-    pub fn new(group: GroupId, channels: Channels) -> Self {
-        Self { group, channels }
+    pub fn new(group: GroupId, cluster_id: String, channels: Channels) -> Self {
+        Self {
+            group,
+            cluster_id,
+            channels,
+        }
     }
 }
 
@@ -215,13 +232,11 @@ where
     async fn new_client(&mut self, target: C::NodeId, node: &BasicNode) -> GrpcNetwork<C> {
         GrpcNetwork {
             group: self.group,
+            cluster_id: self.cluster_id.clone(),
             target,
-            client: self
-                .channels
-                .get(&node.addr)
-                .map(|c| {
-                    RaftServiceClient::new(c).max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
-                }),
+            client: self.channels.get(&node.addr).map(|c| {
+                RaftServiceClient::new(c).max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX)
+            }),
         }
     }
 }
@@ -229,6 +244,7 @@ where
 /// A client for one (group, target) pair.
 pub struct GrpcNetwork<C: RaftTypeConfig> {
     group: GroupId,
+    cluster_id: String,
     target: C::NodeId,
     client: Result<RaftServiceClient<Channel>, String>,
 }
@@ -238,7 +254,12 @@ pub struct GrpcNetwork<C: RaftTypeConfig> {
 struct TransportError(String);
 
 impl<C: RaftTypeConfig> GrpcNetwork<C> {
-    async fn call<F, Fut>(&mut self, ttl: Duration, payload: Vec<u8>, f: F) -> Result<Vec<u8>, TransportError>
+    async fn call<F, Fut>(
+        &mut self,
+        ttl: Duration,
+        payload: Vec<u8>,
+        f: F,
+    ) -> Result<Vec<u8>, TransportError>
     where
         F: FnOnce(RaftServiceClient<Channel>, RaftRequest) -> Fut,
         Fut: Future<Output = Result<Response<RaftReply>, Status>>,
@@ -247,6 +268,7 @@ impl<C: RaftTypeConfig> GrpcNetwork<C> {
         let req = RaftRequest {
             group_id: self.group.0,
             payload: payload.into(),
+            cluster_id: self.cluster_id.clone(),
         };
         let clock = common::env::Clock::new();
         match clock.timeout(ttl, f(client, req)).await {
@@ -294,7 +316,9 @@ where
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
         let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let bytes = self
-            .call(option.hard_ttl(), payload, |mut c, r| async move { c.append_entries(r).await })
+            .call(option.hard_ttl(), payload, |mut c, r| async move {
+                c.append_entries(r).await
+            })
             .await
             .map_err(unreachable_err)?;
         let res: Result<AppendEntriesResponse<C>, openraft::error::RaftError<C>> =
@@ -302,10 +326,16 @@ where
         remote(res)
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
         let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let bytes = self
-            .call(option.hard_ttl(), payload, |mut c, r| async move { c.vote(r).await })
+            .call(option.hard_ttl(), payload, |mut c, r| async move {
+                c.vote(r).await
+            })
             .await
             .map_err(unreachable_err)?;
         let res: Result<VoteResponse<C>, openraft::error::RaftError<C>> =
@@ -313,10 +343,16 @@ where
         remote(res)
     }
 
-    async fn pre_vote(&mut self, rpc: VoteRequest<C>, option: RPCOption) -> Result<VoteResponse<C>, RPCError<C>> {
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
         let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let bytes = self
-            .call(option.hard_ttl(), payload, |mut c, r| async move { c.pre_vote(r).await })
+            .call(option.hard_ttl(), payload, |mut c, r| async move {
+                c.pre_vote(r).await
+            })
             .await
             .map_err(unreachable_err)?;
         let res: Result<VoteResponse<C>, openraft::error::RaftError<C>> =
@@ -334,11 +370,15 @@ where
         let payload = encode(&(vote, snapshot))
             .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
         let bytes = self
-            .call(option.hard_ttl(), payload, |mut c, r| async move { c.install_snapshot(r).await })
+            .call(option.hard_ttl(), payload, |mut c, r| async move {
+                c.install_snapshot(r).await
+            })
             .await
             .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
         let res: Result<SnapshotResponse<C>, openraft::error::Fatal<C>> =
             decode(&bytes).map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
-        res.map_err(|e| StreamingError::Unreachable(Unreachable::new(&TransportError(e.to_string()))))
+        res.map_err(|e| {
+            StreamingError::Unreachable(Unreachable::new(&TransportError(e.to_string())))
+        })
     }
 }
