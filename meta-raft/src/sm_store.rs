@@ -42,15 +42,21 @@ pub trait GroupLogic<C: RaftTypeConfig>: Send + Sync + 'static {
     fn apply(txn: &WriteTransaction, entry: &C::Entry) -> io::Result<C::R>;
 }
 
+/// One table's rows, in key order.
+type TableRows = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A serialised state machine: every table's rows, in table-name and key order.
 #[derive(Serialize, Deserialize)]
 struct SnapshotImage {
-    tables: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    tables: Vec<(String, TableRows)>,
 }
+
+/// The last snapshot built or installed (shared with the snapshot builder).
+type CurrentSnapshot<C> = Arc<Mutex<Option<SnapshotOf<C, Vec<u8>>>>>;
 
 pub struct RedbStateMachine<C: RaftTypeConfig, L> {
     db: Arc<Database>,
-    current: Arc<Mutex<Option<SnapshotOf<C, Vec<u8>>>>>,
+    current: CurrentSnapshot<C>,
     _l: PhantomData<fn() -> L>,
 }
 
