@@ -1,6 +1,7 @@
 //! Shale's metadata plane: many Raft groups (openraft) per process, each with its log and
 //! state machine in redb on the `Disk` seam. Work in progress (issue 3).
 
+pub mod config;
 pub mod log_store;
 pub mod network;
 pub mod redb_disk;
