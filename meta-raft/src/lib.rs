@@ -2,6 +2,7 @@
 //! state machine in redb on the `Disk` seam. Work in progress (issue 3).
 
 pub mod config;
+pub mod group_host;
 pub mod log_store;
 pub mod network;
 pub mod redb_disk;
@@ -9,5 +10,7 @@ pub mod runtime;
 pub mod sm_store;
 pub mod state_machine;
 
+#[cfg(test)]
+mod group_host_test;
 #[cfg(test)]
 mod store_test;

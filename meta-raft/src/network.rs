@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use common::ids::GroupId;
-use openraft::alias::{SnapshotOf, VoteOf};
+use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
@@ -138,7 +138,7 @@ where
     VoteRequest<C>: DeserializeOwned,
     AppendEntriesRequest<C>: DeserializeOwned,
     VoteOf<C>: DeserializeOwned,
-    SnapshotOf<C, Vec<u8>>: DeserializeOwned,
+    SnapshotMetaOf<C>: DeserializeOwned,
     C::Entry: Serialize,
 {
     async fn vote(&self, req: Request<RaftRequest>) -> Result<Response<RaftReply>, Status> {
@@ -171,8 +171,12 @@ where
     ) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
         let raft = self.raft(&req)?;
-        let (vote, snapshot): (VoteOf<C>, SnapshotOf<C, Vec<u8>>) =
+        let (vote, meta, data): (VoteOf<C>, SnapshotMetaOf<C>, Vec<u8>) =
             decode(&req.payload).map_err(bad_payload)?;
+        let snapshot = SnapshotOf::<C, Vec<u8>> {
+            meta,
+            snapshot: data,
+        };
         reply(&raft.install_full_snapshot(vote, snapshot).await)
     }
 }
@@ -303,7 +307,7 @@ where
     AppendEntriesResponse<C>: DeserializeOwned,
     SnapshotResponse<C>: DeserializeOwned,
     VoteOf<C>: Serialize,
-    SnapshotOf<C, Vec<u8>>: Serialize,
+    SnapshotMetaOf<C>: Serialize,
     openraft::error::RaftError<C>: DeserializeOwned,
     openraft::error::Fatal<C>: DeserializeOwned,
 {
@@ -367,7 +371,7 @@ where
         _cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        let payload = encode(&(vote, snapshot))
+        let payload = encode(&(vote, snapshot.meta, snapshot.snapshot))
             .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
         let bytes = self
             .call(option.hard_ttl(), payload, |mut c, r| async move {

@@ -1,0 +1,207 @@
+//! Three replicas of one group, each a `GroupHost` on its own `SimDisk`, talking real
+//! gRPC on loopback: election, replicated writes, the read barrier (leader passes,
+//! follower is told where the leader is), leader crash with its disk losing unsynced
+//! writes, fail-over, and the crashed replica catching up after restart.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::env::{Disk, SimDisk, SimDiskFaults};
+use common::ids::GroupId;
+use openraft::error::{LinearizableReadError, RaftError};
+use openraft::raft::ReadPolicy;
+use openraft::rt::WatchReceiver;
+use proto::raft::raft_service_server::RaftServiceServer;
+use redb::{ReadableDatabase, TableDefinition};
+
+use crate::group_host::GroupHost;
+use crate::network::{RaftGrpc, RAFT_MESSAGE_BYTES_MAX};
+use crate::store_test::{KvLogic, Set, TestConfig};
+
+const GROUP: GroupId = GroupId(1);
+const CLUSTER: &str = "test-cluster";
+const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
+
+type Host = GroupHost<TestConfig, KvLogic>;
+
+struct Replica {
+    host: Arc<Host>,
+    disk: Arc<SimDisk>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: common::env::JoinHandle<()>,
+}
+
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+async fn start(
+    id: u64,
+    addr: SocketAddr,
+    disk: Arc<SimDisk>,
+    members: &BTreeMap<u64, String>,
+) -> Replica {
+    let d: Arc<dyn Disk> = disk.clone();
+    let host = Arc::new(Host::new(id, CLUSTER, d).unwrap());
+    let svc = RaftServiceServer::new(RaftGrpc::new(Arc::clone(host.registry()), CLUSTER.into()))
+        .max_decoding_message_size(RAFT_MESSAGE_BYTES_MAX);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = common::env::spawn("test-raft-server", async move {
+        tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_shutdown(addr, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    host.bootstrap(GROUP, members).await.unwrap();
+    Replica {
+        host,
+        disk,
+        stop: Some(tx),
+        server,
+    }
+}
+
+impl Replica {
+    async fn stop(mut self) -> Arc<SimDisk> {
+        self.host.shutdown().await;
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.server.await;
+        self.disk
+    }
+
+    fn kv(&self) -> BTreeMap<String, String> {
+        let sm = self.host.state_machine(GROUP).unwrap();
+        let txn = sm.database().begin_read().unwrap();
+        let Ok(t) = txn.open_table(KV) else {
+            return BTreeMap::new();
+        };
+        use redb::ReadableTable;
+        t.iter()
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                (
+                    String::from_utf8(k.value().to_vec()).unwrap(),
+                    String::from_utf8(v.value().to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+async fn leader_of(replicas: &BTreeMap<u64, Replica>) -> u64 {
+    let any = replicas.values().next().unwrap();
+    let raft = any.host.registry().get(GROUP).unwrap();
+    let m = raft
+        .wait(Some(Duration::from_secs(20)))
+        .metrics(
+            |m| m.current_leader.is_some_and(|l| replicas.contains_key(&l)),
+            "a live leader",
+        )
+        .await
+        .expect("a leader is elected within 20 s");
+    m.current_leader.unwrap()
+}
+
+async fn write(replicas: &BTreeMap<u64, Replica>, key: &str, value: &str) {
+    // A fresh leader rejects writes until a quorum acknowledged it: retry, with a bound.
+    for _ in 0..50 {
+        let leader = leader_of(replicas).await;
+        let raft = replicas[&leader].host.registry().get(GROUP).unwrap();
+        let set = Set {
+            key: key.into(),
+            value: value.into(),
+        };
+        if raft.client_write(set).await.is_ok() {
+            return;
+        }
+        common::env::Clock::new()
+            .sleep(Duration::from_millis(50))
+            .await;
+    }
+    panic!("write {key} never succeeded");
+}
+
+#[test]
+fn three_replicas_elect_replicate_fail_over_and_catch_up() {
+    let rt = common::env::BlockingRuntime::new(2).unwrap();
+    rt.block_on(async {
+        let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
+        let members: BTreeMap<u64, String> =
+            addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
+        let mut replicas = BTreeMap::new();
+        for (id, addr) in &addrs {
+            let disk = SimDisk::new(*id, SimDiskFaults::default());
+            replicas.insert(*id, start(*id, *addr, disk, &members).await);
+        }
+        for i in 0..20 {
+            write(&replicas, &format!("k{i:02}"), &format!("v{i}")).await;
+        }
+
+        // The read barrier: the leader passes it, a follower is told who leads.
+        let leader = leader_of(&replicas).await;
+        let leader_raft = replicas[&leader].host.registry().get(GROUP).unwrap();
+        leader_raft
+            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .await
+            .expect("leader barrier");
+        let follower = *replicas.keys().find(|id| **id != leader).unwrap();
+        let follower_raft = replicas[&follower].host.registry().get(GROUP).unwrap();
+        match follower_raft
+            .ensure_linearizable(ReadPolicy::ReadIndex)
+            .await
+        {
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                assert_eq!(f.leader_id, Some(leader), "the hint names the leader");
+            }
+            other => panic!("a follower must not pass the barrier: {other:?}"),
+        }
+
+        // Crash the leader: its disk loses whatever was not synced.
+        let crashed = replicas.remove(&leader).unwrap();
+        let disk = crashed.stop().await;
+        disk.crash();
+        for i in 20..30 {
+            write(&replicas, &format!("k{i:02}"), &format!("v{i}")).await;
+        }
+        let new_leader = leader_of(&replicas).await;
+        assert_ne!(new_leader, leader);
+
+        // Restart it from its (crashed) disk: it catches up from the others.
+        replicas.insert(leader, start(leader, addrs[&leader], disk, &members).await);
+        let target = replicas[&new_leader]
+            .host
+            .registry()
+            .get(GROUP)
+            .unwrap()
+            .metrics()
+            .borrow_watched()
+            .last_applied;
+        let restarted = replicas[&leader].host.registry().get(GROUP).unwrap();
+        restarted
+            .wait(Some(Duration::from_secs(20)))
+            .applied_index_at_least(target.map(|l| l.index), "restarted replica catches up")
+            .await
+            .expect("catch up within 20 s");
+
+        let expected: BTreeMap<String, String> = (0..30)
+            .map(|i| (format!("k{i:02}"), format!("v{i}")))
+            .collect();
+        for (id, r) in &replicas {
+            assert_eq!(r.kv(), expected, "replica {id} state");
+        }
+        for (_, r) in replicas {
+            r.stop().await;
+        }
+    });
+}
