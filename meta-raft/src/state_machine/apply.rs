@@ -1,0 +1,735 @@
+//! [`apply`]: one command against the state machine's tables, inside the caller's write
+//! transaction. Pure: the result depends only on the stored state, the log index and the
+//! command.
+//!
+//! Every handler first checks everything that can reject the command, then writes. A
+//! rejected command therefore leaves no trace; `apply` asserts that (a write followed by
+//! a rejection is a bug that would fork replicas' understanding of "rejected").
+
+use std::collections::BTreeSet;
+
+use common::codec::CodecParams;
+use common::ids::StripeId;
+use redb::{Table, WriteTransaction};
+
+use super::body::{ObjectBody, StripeRecord};
+use super::bucket::{BucketRecord, Versioning};
+use super::command::{Command, DeleteObject, Precondition, PutObject, ReplacePlacement};
+use super::error::ApplyError;
+use super::gc::{GcEntry, GcFragment, GcId};
+use super::keys;
+use super::object_entry::ObjectEntry;
+use super::response::{Reason, Response};
+use super::stripe_owner::StripeOwner;
+use super::tables::{self, WriteTables};
+use super::version::{VersionRecord, NULL_VERSION_ID};
+
+/// The longest key S3 accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// Applies `cmd`, the Raft log entry at `log_index`, inside `txn`.
+///
+/// `Ok(Response::Rejected(_))` is a business outcome and leaves the tables untouched;
+/// `Err` means the storage failed (do not commit `txn`). The same tables, index and
+/// command always give the same response and the same table contents.
+pub fn apply(
+    txn: &WriteTransaction,
+    log_index: u64,
+    cmd: &Command,
+) -> Result<Response, ApplyError> {
+    let mut a = Applier::open(txn, log_index)?;
+    let result = match cmd {
+        Command::CreateBucket {
+            name,
+            owner,
+            created_ms,
+            versioning,
+        } => a.create_bucket(name, owner, *created_ms, *versioning),
+        Command::DeleteBucket { name } => a.delete_bucket(name),
+        Command::SetBucketVersioning { name, versioning } => a.set_versioning(name, *versioning),
+        Command::PutObject(c) => a.put_object(c),
+        Command::DeleteObject(c) => a.delete_object(c),
+        Command::ReplacePlacement(c) => a.replace_placement(c),
+        Command::CreateMultipartUpload(c) => a.create_upload(c),
+        Command::RecordPart(c) => a.record_part(c),
+        Command::CompleteMultipartUpload(c) => a.complete_upload(c),
+        Command::AbortMultipartUpload(c) => a.abort_upload(c),
+        Command::GcAck { ids } => a.gc_ack(ids),
+    };
+    match result {
+        Ok(response) => Ok(response),
+        Err(Fail::Reject(reason)) => {
+            assert!(
+                !a.mutated,
+                "state machine bug: command {cmd} was rejected ({reason}) after writing"
+            );
+            Ok(Response::Rejected(reason))
+        }
+        Err(Fail::Storage(e)) => Err(e),
+    }
+}
+
+/// Why a handler stopped: a business rejection or a storage failure.
+pub(crate) enum Fail {
+    Reject(Reason),
+    Storage(ApplyError),
+}
+
+impl From<Reason> for Fail {
+    fn from(r: Reason) -> Self {
+        Fail::Reject(r)
+    }
+}
+
+impl From<ApplyError> for Fail {
+    fn from(e: ApplyError) -> Self {
+        Fail::Storage(e)
+    }
+}
+
+impl From<redb::StorageError> for Fail {
+    fn from(e: redb::StorageError) -> Self {
+        Fail::Storage(e.into())
+    }
+}
+
+pub(crate) type Handled = Result<Response, Fail>;
+
+type RawTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
+
+/// Which table a write goes to.
+#[derive(Clone, Copy)]
+pub(crate) enum Tbl {
+    Buckets,
+    Live,
+    Versions,
+    VersionIds,
+    Uploads,
+    UploadIds,
+    Parts,
+    Stripes,
+    Gc,
+}
+
+impl Tbl {
+    fn name(self) -> &'static str {
+        match self {
+            Tbl::Buckets => tables::BUCKETS_NAME,
+            Tbl::Live => tables::LIVE_NAME,
+            Tbl::Versions => tables::VERSIONS_NAME,
+            Tbl::VersionIds => tables::VERSION_IDS_NAME,
+            Tbl::Uploads => tables::UPLOADS_NAME,
+            Tbl::UploadIds => tables::UPLOAD_IDS_NAME,
+            Tbl::Parts => tables::PARTS_NAME,
+            Tbl::Stripes => tables::STRIPES_NAME,
+            Tbl::Gc => tables::GC_NAME,
+        }
+    }
+}
+
+/// What committing a version will do (decided before any write).
+pub(crate) enum CommitPlan {
+    /// A retried command whose version already exists unchanged.
+    AlreadyCommitted(Response),
+    /// Insert `record`; remove `replaced` (the null version it supersedes) first.
+    Commit {
+        record: Box<VersionRecord>,
+        replaced: Option<Box<VersionRecord>>,
+    },
+}
+
+/// One command's view of the tables.
+pub(crate) struct Applier<'t> {
+    pub(crate) t: WriteTables<'t>,
+    pub(crate) log_index: u64,
+    gc_ordinal: u32,
+    mutated: bool,
+}
+
+impl<'t> Applier<'t> {
+    fn open(txn: &'t WriteTransaction, log_index: u64) -> Result<Self, ApplyError> {
+        Ok(Applier {
+            t: WriteTables::open(txn)?,
+            log_index,
+            gc_ordinal: 0,
+            mutated: false,
+        })
+    }
+
+    fn table(&mut self, which: Tbl) -> &mut RawTable<'t> {
+        match which {
+            Tbl::Buckets => &mut self.t.buckets,
+            Tbl::Live => &mut self.t.live,
+            Tbl::Versions => &mut self.t.versions,
+            Tbl::VersionIds => &mut self.t.version_ids,
+            Tbl::Uploads => &mut self.t.uploads,
+            Tbl::UploadIds => &mut self.t.upload_ids,
+            Tbl::Parts => &mut self.t.parts,
+            Tbl::Stripes => &mut self.t.stripes,
+            Tbl::Gc => &mut self.t.gc,
+        }
+    }
+
+    // ---- writes (the only functions that modify tables) ----
+
+    pub(crate) fn put<T: serde::Serialize>(
+        &mut self,
+        which: Tbl,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), ApplyError> {
+        let bytes = tables::encode(which.name(), value)?;
+        self.mutated = true;
+        self.table(which).insert(key, bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes `key`; whether it was there.
+    pub(crate) fn del(&mut self, which: Tbl, key: &[u8]) -> Result<bool, ApplyError> {
+        self.mutated = true;
+        Ok(self.table(which).remove(key)?.is_some())
+    }
+
+    /// Queues fragments of `stripe` for deletion (nothing if `fragments` is empty).
+    pub(crate) fn queue_gc(
+        &mut self,
+        stripe: StripeId,
+        fragments: Vec<GcFragment>,
+    ) -> Result<(), ApplyError> {
+        if fragments.is_empty() {
+            return Ok(());
+        }
+        let id = GcId {
+            log_index: self.log_index,
+            ordinal: self.gc_ordinal,
+        };
+        self.gc_ordinal += 1;
+        let entry = GcEntry {
+            id,
+            stripe,
+            fragments,
+        };
+        self.put(Tbl::Gc, &keys::gc_key(id), &entry)
+    }
+
+    /// `stripe` is no longer referenced: drop it from the stripe index and queue every
+    /// fragment for deletion.
+    pub(crate) fn release_stripe(&mut self, stripe: &StripeRecord) -> Result<(), ApplyError> {
+        self.del(Tbl::Stripes, &stripe.id.to_bytes())?;
+        let fragments = (0u8..)
+            .zip(&stripe.placement)
+            .map(|(index, location)| GcFragment {
+                index,
+                location: *location,
+            })
+            .collect();
+        self.queue_gc(stripe.id, fragments)
+    }
+
+    /// Stores a new version. It is the object's newest (its seq is this log index, above
+    /// every stored seq), so it becomes current: listed if an object, unlisted if a
+    /// delete marker.
+    pub(crate) fn insert_version(&mut self, rec: &VersionRecord) -> Result<(), ApplyError> {
+        let ok = keys::object_key(&rec.bucket, &rec.key);
+        debug_assert!(
+            tables::newest_version(&self.t.versions, &ok)?.is_none_or(|n| n.seq < rec.seq),
+            "a new version must be the newest"
+        );
+        self.put(Tbl::Versions, &keys::version_key(&ok, rec.seq), rec)?;
+        self.put(
+            Tbl::VersionIds,
+            &keys::version_id_key(&ok, &rec.version_id),
+            &rec.seq,
+        )?;
+        for s in rec.body.stripes() {
+            let owner = StripeOwner::Version {
+                bucket: rec.bucket.clone(),
+                key: rec.key.clone(),
+                version_id: rec.version_id.clone(),
+                seq: rec.seq,
+            };
+            self.put(Tbl::Stripes, &s.id.to_bytes(), &owner)?;
+        }
+        if rec.is_delete_marker {
+            self.del(Tbl::Live, &ok)?;
+        } else {
+            self.put(Tbl::Live, &ok, &ObjectEntry::of(rec))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a version; its stripes not in `keep` go to the GC queue. The next newest
+    /// version (if any) becomes current.
+    pub(crate) fn remove_version(
+        &mut self,
+        rec: &VersionRecord,
+        keep: &BTreeSet<StripeId>,
+    ) -> Result<(), ApplyError> {
+        let ok = keys::object_key(&rec.bucket, &rec.key);
+        self.del(Tbl::Versions, &keys::version_key(&ok, rec.seq))?;
+        self.del(Tbl::VersionIds, &keys::version_id_key(&ok, &rec.version_id))?;
+        for s in rec.body.stripes() {
+            if !keep.contains(&s.id) {
+                self.release_stripe(s)?;
+            }
+        }
+        match tables::newest_version(&self.t.versions, &ok)? {
+            Some(n) if !n.is_delete_marker => self.put(Tbl::Live, &ok, &ObjectEntry::of(&n)),
+            _ => self.del(Tbl::Live, &ok).map(drop),
+        }
+    }
+
+    /// Carries out a [`CommitPlan::Commit`].
+    pub(crate) fn execute_commit(
+        &mut self,
+        record: Box<VersionRecord>,
+        replaced: Option<Box<VersionRecord>>,
+    ) -> Handled {
+        if let Some(old) = replaced {
+            let keep: BTreeSet<StripeId> = record.body.stripes().iter().map(|s| s.id).collect();
+            self.remove_version(&old, &keep)?;
+        }
+        self.insert_version(&record)?;
+        let record = *record;
+        Ok(Response::Committed {
+            version_id: record.version_id,
+            seq: record.seq,
+            etag: record.etag,
+            size: record.size,
+        })
+    }
+
+    // ---- reads and checks ----
+
+    pub(crate) fn bucket(&self, name: &str) -> Result<Option<BucketRecord>, ApplyError> {
+        tables::get(&self.t.buckets, tables::BUCKETS_NAME, name.as_bytes())
+    }
+
+    pub(crate) fn require_bucket(&self, name: &str) -> Result<BucketRecord, Fail> {
+        self.bucket(name)?.ok_or(Fail::Reject(Reason::NoSuchBucket))
+    }
+
+    pub(crate) fn version(
+        &self,
+        ok: &[u8],
+        version_id: &str,
+    ) -> Result<Option<VersionRecord>, ApplyError> {
+        tables::version_by_id(&self.t.version_ids, &self.t.versions, ok, version_id)
+    }
+
+    /// Decides what committing `draft` (a version of `ok` in `bucket`, `seq` = this log
+    /// index, `version_id` as proposed) does, checking versioning rules and
+    /// preconditions.
+    pub(crate) fn plan_commit(
+        &self,
+        bucket: &BucketRecord,
+        ok: &[u8],
+        mut draft: VersionRecord,
+        preconditions: &[Precondition],
+    ) -> Result<CommitPlan, Fail> {
+        let current = tables::newest_version(&self.t.versions, ok)?;
+        match bucket.versioning {
+            Versioning::Enabled => {
+                check_version_id(&draft.version_id)?;
+                if let Some(existing) = self.version(ok, &draft.version_id)? {
+                    let same = !existing.is_delete_marker
+                        && existing.body == draft.body
+                        && existing.etag == draft.etag;
+                    if !same {
+                        return Err(Reason::VersionIdConflict.into());
+                    }
+                    return Ok(CommitPlan::AlreadyCommitted(Response::Committed {
+                        version_id: existing.version_id,
+                        seq: existing.seq,
+                        etag: existing.etag,
+                        size: existing.size,
+                    }));
+                }
+                check_preconditions(current.as_ref(), preconditions)?;
+                Ok(CommitPlan::Commit {
+                    record: Box::new(draft),
+                    replaced: None,
+                })
+            }
+            Versioning::Unversioned | Versioning::Suspended => {
+                check_preconditions(current.as_ref(), preconditions)?;
+                draft.version_id = NULL_VERSION_ID.to_owned();
+                let replaced = self.version(ok, NULL_VERSION_ID)?.map(Box::new);
+                Ok(CommitPlan::Commit {
+                    record: Box::new(draft),
+                    replaced,
+                })
+            }
+        }
+    }
+
+    /// Checks stripes a command brings: valid code, `k + m` locations each, no stripe
+    /// twice, and none referenced by a record other than one `allowed` (the record the
+    /// command replaces, for a retried command).
+    pub(crate) fn check_new_stripes(
+        &self,
+        codec: CodecParams,
+        stripes: &[StripeRecord],
+        allowed: impl Fn(&StripeOwner) -> bool,
+    ) -> Result<(), Fail> {
+        codec
+            .validate()
+            .map_err(|e| Reason::InvalidArgument(format!("erasure code: {e}")))?;
+        let mut seen = BTreeSet::new();
+        for s in stripes {
+            if s.placement.len() != codec.total_fragments() {
+                return Err(Reason::InvalidArgument(format!(
+                    "stripe {} has {} locations, {codec} needs {}",
+                    s.id,
+                    s.placement.len(),
+                    codec.total_fragments()
+                ))
+                .into());
+            }
+            if !seen.insert(s.id) {
+                return Err(
+                    Reason::InvalidArgument(format!("stripe {} listed twice", s.id)).into(),
+                );
+            }
+            let owner: Option<StripeOwner> =
+                tables::get(&self.t.stripes, tables::STRIPES_NAME, &s.id.to_bytes())?;
+            if owner.is_some_and(|o| !allowed(&o)) {
+                return Err(Reason::StripeInUse(s.id).into());
+            }
+        }
+        Ok(())
+    }
+
+    // ---- buckets ----
+
+    fn create_bucket(
+        &mut self,
+        name: &str,
+        owner: &str,
+        created_ms: u64,
+        versioning: Versioning,
+    ) -> Handled {
+        if name.is_empty() || name.contains('\0') {
+            return Err(Reason::InvalidBucketName.into());
+        }
+        if let Some(existing) = self.bucket(name)? {
+            return Err(if existing.owner == owner {
+                Reason::BucketAlreadyOwnedByYou
+            } else {
+                Reason::BucketAlreadyExists
+            }
+            .into());
+        }
+        let rec = BucketRecord {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            created_ms,
+            versioning,
+        };
+        self.put(Tbl::Buckets, name.as_bytes(), &rec)?;
+        Ok(Response::BucketCreated)
+    }
+
+    fn delete_bucket(&mut self, name: &str) -> Handled {
+        self.require_bucket(name)?;
+        let (start, end) = keys::bucket_range(name);
+        if tables::first_in(&self.t.versions, &start, &end)?.is_some() {
+            return Err(Reason::BucketNotEmpty.into());
+        }
+        let uploads = tables::rows_in(&self.t.uploads, &start, Some(&end))?;
+        let mut aborted = 0u32;
+        for (uk, value) in uploads {
+            let upload = tables::decode(tables::UPLOADS_NAME, &value)?;
+            self.drop_upload(&uk, &upload)?;
+            aborted += 1;
+        }
+        self.del(Tbl::Buckets, name.as_bytes())?;
+        Ok(Response::BucketDeleted {
+            aborted_uploads: aborted,
+        })
+    }
+
+    fn set_versioning(&mut self, name: &str, versioning: Versioning) -> Handled {
+        let mut rec = self.require_bucket(name)?;
+        if versioning == Versioning::Unversioned {
+            return Err(Reason::InvalidArgument(
+                "versioning can only be set to Enabled or Suspended".to_owned(),
+            )
+            .into());
+        }
+        rec.versioning = versioning;
+        self.put(Tbl::Buckets, name.as_bytes(), &rec)?;
+        Ok(Response::VersioningSet)
+    }
+
+    // ---- objects ----
+
+    fn put_object(&mut self, c: &PutObject) -> Handled {
+        let bucket = self.require_bucket(&c.bucket)?;
+        check_key(&c.key)?;
+        if matches!(c.body, ObjectBody::Multipart { .. }) {
+            return Err(Reason::InvalidArgument(
+                "a multipart body comes only from completing an upload".to_owned(),
+            )
+            .into());
+        }
+        if c.body.data_len() != c.size {
+            return Err(Reason::InvalidArgument(format!(
+                "size {} differs from the body's {} bytes",
+                c.size,
+                c.body.data_len()
+            ))
+            .into());
+        }
+        let ok = keys::object_key(&c.bucket, &c.key);
+        let draft = VersionRecord {
+            bucket: c.bucket.clone(),
+            key: c.key.clone(),
+            version_id: c.version_id.clone(),
+            seq: self.log_index,
+            created_ms: c.created_ms,
+            owner: c.owner.clone(),
+            size: c.size,
+            etag: c.etag.clone(),
+            checksums: c.checksums.clone(),
+            meta: c.meta.clone(),
+            body: c.body.clone(),
+            is_delete_marker: false,
+        };
+        let (record, replaced) = match self.plan_commit(&bucket, &ok, draft, &c.preconditions)? {
+            CommitPlan::AlreadyCommitted(response) => return Ok(response),
+            CommitPlan::Commit { record, replaced } => (record, replaced),
+        };
+        if let ObjectBody::Stripes { codec, stripes } = &record.body {
+            let replaced_seq = replaced.as_ref().map(|r| r.seq);
+            self.check_new_stripes(*codec, stripes, |owner| {
+                matches!(owner, StripeOwner::Version { bucket, key, seq, .. }
+                    if *bucket == c.bucket && *key == c.key && Some(*seq) == replaced_seq)
+            })?;
+        }
+        self.execute_commit(record, replaced)
+    }
+
+    fn delete_object(&mut self, c: &DeleteObject) -> Handled {
+        let bucket = self.require_bucket(&c.bucket)?;
+        check_key(&c.key)?;
+        let ok = keys::object_key(&c.bucket, &c.key);
+        let current = tables::newest_version(&self.t.versions, &ok)?;
+        if let Some(version_id) = &c.version_id {
+            let Some(rec) = self.version(&ok, version_id)? else {
+                return Err(Reason::NoSuchVersion.into());
+            };
+            check_preconditions(current.as_ref(), &c.preconditions)?;
+            self.remove_version(&rec, &BTreeSet::new())?;
+            return Ok(Response::Deleted {
+                version_id: Some(rec.version_id),
+                delete_marker: rec.is_delete_marker,
+            });
+        }
+        let marker = |version_id: &str| VersionRecord {
+            bucket: c.bucket.clone(),
+            key: c.key.clone(),
+            version_id: version_id.to_owned(),
+            seq: self.log_index,
+            created_ms: c.created_ms,
+            owner: c.owner.clone(),
+            size: 0,
+            etag: String::new(),
+            checksums: Default::default(),
+            meta: Default::default(),
+            body: ObjectBody::Inline(Vec::new()),
+            is_delete_marker: true,
+        };
+        match bucket.versioning {
+            Versioning::Unversioned => {
+                check_preconditions(current.as_ref(), &c.preconditions)?;
+                if let Some(rec) = self.version(&ok, NULL_VERSION_ID)? {
+                    self.remove_version(&rec, &BTreeSet::new())?;
+                }
+                Ok(Response::Deleted {
+                    version_id: None,
+                    delete_marker: false,
+                })
+            }
+            Versioning::Enabled => {
+                check_version_id(&c.marker_version_id)?;
+                if let Some(existing) = self.version(&ok, &c.marker_version_id)? {
+                    // A retried command finds its marker; anything else is a clash.
+                    if !existing.is_delete_marker {
+                        return Err(Reason::VersionIdConflict.into());
+                    }
+                } else {
+                    check_preconditions(current.as_ref(), &c.preconditions)?;
+                    self.insert_version(&marker(&c.marker_version_id))?;
+                }
+                Ok(Response::Deleted {
+                    version_id: Some(c.marker_version_id.clone()),
+                    delete_marker: true,
+                })
+            }
+            Versioning::Suspended => {
+                check_preconditions(current.as_ref(), &c.preconditions)?;
+                let record = marker(NULL_VERSION_ID);
+                if let Some(old) = self.version(&ok, NULL_VERSION_ID)? {
+                    self.remove_version(&old, &BTreeSet::new())?;
+                }
+                self.insert_version(&record)?;
+                Ok(Response::Deleted {
+                    version_id: Some(NULL_VERSION_ID.to_owned()),
+                    delete_marker: true,
+                })
+            }
+        }
+    }
+
+    fn replace_placement(&mut self, c: &ReplacePlacement) -> Handled {
+        let stripe_key = c.stripe.to_bytes();
+        let owner: StripeOwner = tables::get(&self.t.stripes, tables::STRIPES_NAME, &stripe_key)?
+            .ok_or(Reason::NoSuchStripe(c.stripe))?;
+        if c.new.len() != c.expected.len() {
+            return Err(Reason::InvalidArgument(format!(
+                "the new placement has {} locations, the stripe has {}",
+                c.new.len(),
+                c.expected.len()
+            ))
+            .into());
+        }
+        let corrupt = |table: &'static str| ApplyError::Corrupt {
+            table,
+            detail: format!(
+                "stripe {} is indexed but not in its owner {owner:?}",
+                c.stripe
+            ),
+        };
+        let moved: Vec<GcFragment> = match &owner {
+            StripeOwner::Version {
+                bucket, key, seq, ..
+            } => {
+                let vk = keys::version_key(&keys::object_key(bucket, key), *seq);
+                let mut rec: VersionRecord =
+                    tables::get(&self.t.versions, tables::VERSIONS_NAME, &vk)?
+                        .ok_or_else(|| corrupt(tables::VERSIONS_NAME))?;
+                let stripe = rec
+                    .body
+                    .stripe_mut(c.stripe)
+                    .ok_or_else(|| corrupt(tables::VERSIONS_NAME))?;
+                let moved = moved_fragments(&stripe.placement, c)?;
+                stripe.placement = c.new.clone();
+                if !moved.is_empty() {
+                    self.put(Tbl::Versions, &vk, &rec)?;
+                }
+                moved
+            }
+            StripeOwner::Part {
+                upload_id,
+                part_number,
+            } => {
+                let pk = keys::part_key(upload_id, *part_number);
+                let mut rec: super::multipart::PartRecord =
+                    tables::get(&self.t.parts, tables::PARTS_NAME, &pk)?
+                        .ok_or_else(|| corrupt(tables::PARTS_NAME))?;
+                let stripe = rec
+                    .stripes
+                    .iter_mut()
+                    .find(|s| s.id == c.stripe)
+                    .ok_or_else(|| corrupt(tables::PARTS_NAME))?;
+                let moved = moved_fragments(&stripe.placement, c)?;
+                stripe.placement = c.new.clone();
+                if !moved.is_empty() {
+                    self.put(Tbl::Parts, &pk, &rec)?;
+                }
+                moved
+            }
+        };
+        let count = moved.len() as u32;
+        self.queue_gc(c.stripe, moved)?;
+        Ok(Response::PlacementReplaced { moved: count })
+    }
+
+    fn gc_ack(&mut self, ids: &[GcId]) -> Handled {
+        let mut removed = 0u32;
+        for id in ids {
+            if self.del(Tbl::Gc, &keys::gc_key(*id))? {
+                removed += 1;
+            }
+        }
+        Ok(Response::GcAcked { removed })
+    }
+}
+
+/// The fragments `c` moves away from `current` (their old locations), after checking
+/// `current` is what `c` expects.
+fn moved_fragments(
+    current: &[common::cluster::FragmentLocation],
+    c: &ReplacePlacement,
+) -> Result<Vec<GcFragment>, Fail> {
+    if current != c.expected.as_slice() {
+        return Err(Reason::PlacementMismatch.into());
+    }
+    Ok((0u8..)
+        .zip(current.iter().zip(&c.new))
+        .filter(|(_, (old, new))| old != new)
+        .map(|(index, (old, _))| GcFragment {
+            index,
+            location: *old,
+        })
+        .collect())
+}
+
+/// Keys are 1..=1024 bytes.
+pub(crate) fn check_key(key: &str) -> Result<(), Reason> {
+    if key.is_empty() {
+        return Err(Reason::InvalidArgument("the key is empty".to_owned()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(Reason::KeyTooLong);
+    }
+    Ok(())
+}
+
+/// A proposed version id for a versioning-enabled bucket: not empty, not `"null"`.
+fn check_version_id(version_id: &str) -> Result<(), Reason> {
+    if version_id.is_empty() || version_id == NULL_VERSION_ID {
+        return Err(Reason::InvalidArgument(format!(
+            "invalid proposed version id {version_id:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// An ETag as a client may send it: without surrounding quotes.
+pub(crate) fn bare_etag(etag: &str) -> &str {
+    etag.trim_matches('"')
+}
+
+/// Checks preconditions against the object's current (newest) version.
+pub(crate) fn check_preconditions(
+    current: Option<&VersionRecord>,
+    preconditions: &[Precondition],
+) -> Result<(), Reason> {
+    let object = current.filter(|c| !c.is_delete_marker);
+    for p in preconditions {
+        match p {
+            Precondition::KeyAbsent => {
+                if object.is_some() {
+                    return Err(Reason::PreconditionFailed);
+                }
+            }
+            Precondition::CurrentEtagEquals(etag) => {
+                let Some(obj) = object else {
+                    return Err(Reason::NoSuchKey);
+                };
+                let want = bare_etag(etag);
+                if want != "*" && want != obj.etag {
+                    return Err(Reason::PreconditionFailed);
+                }
+            }
+            Precondition::CurrentVersionEquals(v) => {
+                if current.map(|c| c.version_id.as_str()) != Some(v.as_str()) {
+                    return Err(Reason::PreconditionFailed);
+                }
+            }
+        }
+    }
+    Ok(())
+}
