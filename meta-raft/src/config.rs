@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 /// Upper bound on object groups set at bootstrap (groups split later, issue 3 follow-up).
-pub const OBJECT_GROUPS_MAX: u32 = 256;
+pub const OBJECT_GROUPS_MAX: u32 = crate::state_machine::root::BOOTSTRAP_GROUPS_MAX;
 
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,6 +9,7 @@ pub mod redb_disk;
 pub mod runtime;
 pub mod sm_store;
 pub mod state_machine;
+pub mod types;
 
 #[cfg(test)]
 mod group_host_test;

@@ -37,6 +37,9 @@ pub fn apply(
     log_index: u64,
     cmd: &Command,
 ) -> Result<Response, ApplyError> {
+    if let Command::Root(c) = cmd {
+        return super::root::apply_root(txn, c);
+    }
     let mut a = Applier::open(txn, log_index)?;
     let result = match cmd {
         Command::CreateBucket {
@@ -55,6 +58,7 @@ pub fn apply(
         Command::CompleteMultipartUpload(c) => a.complete_upload(c),
         Command::AbortMultipartUpload(c) => a.abort_upload(c),
         Command::GcAck { ids } => a.gc_ack(ids),
+        Command::Root(_) => unreachable!("handled above"),
     };
     match result {
         Ok(response) => Ok(response),

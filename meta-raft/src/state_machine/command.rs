@@ -201,6 +201,8 @@ pub enum Command {
     GcAck {
         ids: Vec<GcId>,
     },
+    /// Cluster map, group map and access keys (root group only).
+    Root(super::root::RootCommand),
 }
 
 impl fmt::Display for Command {
@@ -224,6 +226,7 @@ impl fmt::Display for Command {
             Command::CompleteMultipartUpload(c) => write!(f, "complete-upload {}", c.upload_id),
             Command::AbortMultipartUpload(c) => write!(f, "abort-upload {}", c.upload_id),
             Command::GcAck { ids } => write!(f, "gc-ack {} entries", ids.len()),
+            Command::Root(c) => write!(f, "root {c:?}"),
         }
     }
 }

@@ -46,6 +46,9 @@ pub mod multipart;
 pub mod object_entry;
 pub mod query;
 pub mod response;
+pub mod root;
+#[cfg(test)]
+mod root_test;
 mod scan;
 pub mod stripe_owner;
 pub mod tables;
@@ -73,6 +76,10 @@ pub use query::{
     CurrentVersion,
 };
 pub use response::{Reason, Response};
+pub use root::{
+    access_key, access_keys, apply_root, cluster_map, group_map, nodes, AccessKey, GroupMap,
+    GroupRange, NodeRecord, RootCommand,
+};
 pub use stripe_owner::StripeOwner;
 pub use tables::create_all as create_tables;
 pub use version::{ObjectMeta, VersionRecord, NULL_VERSION_ID};
