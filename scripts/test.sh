@@ -26,4 +26,17 @@ step "tests (madsim build)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim \
   cargo test --workspace --locked --lib --bins --tests
 
+# The simulated metadata-plane scenarios under several seeds (each seed replays exactly;
+# a failure names the seed: MADSIM_TEST_SEED=N cargo test -p sim --test meta).
+step "simulation seeds (madsim build)"
+for seed in $(seq 1 12); do
+  if ! MADSIM_TEST_SEED=$seed RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim \
+      cargo test -q --locked -p sim --test meta >/tmp/shale-sim-seed.log 2>&1; then
+    cat /tmp/shale-sim-seed.log
+    echo "simulation failed; replay: MADSIM_TEST_SEED=$seed RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target-madsim cargo test -p sim --test meta"
+    exit 1
+  fi
+  echo "seed $seed ok"
+done
+
 step "all green"

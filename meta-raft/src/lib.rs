@@ -4,6 +4,7 @@
 pub mod config;
 pub mod group_host;
 pub mod log_store;
+pub mod meta_node;
 pub mod network;
 pub mod redb_disk;
 pub mod runtime;

@@ -8,3 +8,5 @@
 
 #[cfg(madsim)]
 pub mod datanode_node;
+#[cfg(madsim)]
+pub mod meta_node;
