@@ -1,6 +1,6 @@
 //! The `shale` binary: thin wiring from command-line arguments and config files to the
 //! library crates. Subcommands arrive with their issues: `dev` (data plane only so far)
-//! and `datanode` now; `meta`, `gateway`, `admin`, `durability` and `bench` later.
+//! `datanode` and `meta` now; `gateway`, `admin`, `durability` and `bench` later.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +27,12 @@ struct Cli {
 enum Command {
     /// Run a whole local cluster in one process on a local data folder.
     Dev(dev::DevArgs),
+    /// Run one meta node (Raft groups of the metadata plane) from a TOML config.
+    Meta {
+        /// Path to the meta node's TOML config (see meta-raft/src/config.rs).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run one data node (fragment store + gRPC service) from a TOML config.
     Datanode {
         /// Path to the data node's TOML config (see datanode/src/config.rs).
@@ -39,7 +45,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -52,8 +58,26 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
             Command::Datanode { config } => run_datanode(config).await,
+            Command::Meta { config } => run_meta(config).await,
         }
     })
+}
+
+async fn run_meta(path: PathBuf) -> anyhow::Result<()> {
+    let cfg = meta_raft::config::MetaConfig::load(&path)?;
+    let disk = common::env::RealDisk::open(&cfg.data_dir)
+        .with_context(|| format!("opening data_dir {}", cfg.data_dir.display()))?;
+    let disk: Arc<dyn common::env::Disk> = Arc::new(disk);
+    let node = meta_raft::meta_node::MetaNode::start(cfg.clone(), disk)
+        .await
+        .context("starting the meta node")?;
+    tracing::info!(node = cfg.node_id, cluster = %cfg.cluster_id, addr = %cfg.listen, groups = cfg.object_groups + 1, "meta node serving");
+    println!("shale meta {} listening on {}", cfg.node_id, cfg.listen);
+    node.serve(common::env::shutdown_signal())
+        .await
+        .with_context(|| format!("serving gRPC on {}", cfg.listen))?;
+    tracing::info!("meta node stopped");
+    Ok(())
 }
 
 async fn run_datanode(path: PathBuf) -> anyhow::Result<()> {
