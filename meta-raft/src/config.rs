@@ -6,6 +6,7 @@
 //! listen = "127.0.0.1:7201"       # Raft + metadata gRPC
 //! data_dir = "/var/lib/shale/meta-1"
 //! object_groups = 4               # set at bootstrap; recorded in the root group
+//! # join = true                   # a node added to a running cluster: never bootstraps
 //!
 //! [[members]]                     # the initial voters of every group (3 or 5)
 //! node_id = 1
@@ -43,6 +44,10 @@ pub struct MetaConfig {
     pub data_dir: PathBuf,
     #[serde(default = "default_object_groups")]
     pub object_groups: u32,
+    /// This node joins a running cluster (added by `add_voter` on each group's leader):
+    /// it opens its groups but never initialises them.
+    #[serde(default)]
+    pub join: bool,
     pub members: Vec<MemberConfig>,
 }
 
@@ -134,7 +139,7 @@ impl MetaConfig {
                 )
             })?;
         }
-        if !ids.contains(&self.node_id) {
+        if !self.join && !ids.contains(&self.node_id) {
             return Err(invalid(
                 "members",
                 format!(

@@ -210,6 +210,57 @@ where
         }
     }
 
+    /// Adds node `id` (at `addr`) as a voter of `group`: first as a learner, waiting until
+    /// it has caught up, then promoted (joint consensus). Runs on the group's leader; a
+    /// follower gets a `Raft` error naming the leader.
+    pub async fn add_voter(
+        &self,
+        group: GroupId,
+        id: u64,
+        addr: &str,
+    ) -> Result<(), GroupHostError> {
+        let raft = self.raft(group)?;
+        let err = |e: String| GroupHostError::Raft { group, message: e };
+        raft.add_learner(
+            id,
+            BasicNode {
+                addr: addr.to_string(),
+            },
+            true,
+        )
+        .await
+        .map_err(|e| err(e.to_string()))?;
+        raft.change_membership(
+            openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id])),
+            false,
+        )
+        .await
+        .map_err(|e| err(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Removes node `id` from `group`'s voters (and from the group). Runs on the leader.
+    pub async fn remove_voter(&self, group: GroupId, id: u64) -> Result<(), GroupHostError> {
+        let raft = self.raft(group)?;
+        raft.change_membership(
+            openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id])),
+            false,
+        )
+        .await
+        .map_err(|e| GroupHostError::Raft {
+            group,
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+
+    fn raft(&self, group: GroupId) -> Result<Raft<C, RedbStateMachine<C, L>>, GroupHostError> {
+        self.registry.get(group).ok_or(GroupHostError::Raft {
+            group,
+            message: "group is not hosted on this node".into(),
+        })
+    }
+
     /// Stops every group's Raft instance (graceful shutdown).
     pub async fn shutdown(&self) {
         for group in self.registry.group_ids() {

@@ -46,6 +46,16 @@ async fn start(
     disk: Arc<SimDisk>,
     members: &BTreeMap<u64, String>,
 ) -> Replica {
+    start_with(id, addr, disk, Some(members)).await
+}
+
+/// `members: None` = a joining node: it opens the group but does not initialise it.
+async fn start_with(
+    id: u64,
+    addr: SocketAddr,
+    disk: Arc<SimDisk>,
+    members: Option<&BTreeMap<u64, String>>,
+) -> Replica {
     let d: Arc<dyn Disk> = disk.clone();
     let host = Arc::new(Host::new(id, CLUSTER, d).unwrap());
     let svc = RaftServiceServer::new(RaftGrpc::new(Arc::clone(host.registry()), CLUSTER.into()))
@@ -60,7 +70,14 @@ async fn start(
             .await
             .unwrap();
     });
-    host.bootstrap(GROUP, members).await.unwrap();
+    match members {
+        Some(m) => {
+            host.bootstrap(GROUP, m).await.unwrap();
+        }
+        None => {
+            host.open_group(GROUP).await.unwrap();
+        }
+    }
     Replica {
         host,
         disk,
@@ -200,6 +217,85 @@ fn three_replicas_elect_replicate_fail_over_and_catch_up() {
         for (id, r) in &replicas {
             assert_eq!(r.kv(), expected, "replica {id} state");
         }
+        for (_, r) in replicas {
+            r.stop().await;
+        }
+    });
+}
+
+#[test]
+fn a_node_joins_as_voter_and_another_leaves() {
+    let rt = common::env::BlockingRuntime::new(2).unwrap();
+    rt.block_on(async {
+        let addrs: BTreeMap<u64, SocketAddr> = (1..=4).map(|id| (id, free_addr())).collect();
+        let members: BTreeMap<u64, String> = addrs
+            .iter()
+            .filter(|(id, _)| **id <= 3)
+            .map(|(id, a)| (*id, a.to_string()))
+            .collect();
+        let mut replicas = BTreeMap::new();
+        for id in 1..=3u64 {
+            let disk = SimDisk::new(id, SimDiskFaults::default());
+            replicas.insert(id, start(id, addrs[&id], disk, &members).await);
+        }
+        for i in 0..10 {
+            write(&replicas, &format!("a{i}"), "x").await;
+        }
+        // Node 4 starts empty (joining) and is added by the leader.
+        let joiner = start_with(
+            4,
+            addrs[&4],
+            SimDisk::new(4, SimDiskFaults::default()),
+            None,
+        )
+        .await;
+        replicas.insert(4, joiner);
+        let leader = leader_of(&replicas).await;
+        replicas[&leader]
+            .host
+            .add_voter(GROUP, 4, &addrs[&4].to_string())
+            .await
+            .expect("add voter 4");
+        // Remove a node that is not the leader.
+        let gone = *replicas
+            .keys()
+            .find(|id| **id != leader && **id != 4)
+            .unwrap();
+        replicas[&leader]
+            .host
+            .remove_voter(GROUP, gone)
+            .await
+            .expect("remove voter");
+        let removed = replicas.remove(&gone).unwrap();
+        removed.stop().await;
+        for i in 10..20 {
+            write(&replicas, &format!("a{i}"), "y").await;
+        }
+        let raft = replicas[&leader].host.registry().get(GROUP).unwrap();
+        let voters: Vec<u64> = {
+            let m = raft.metrics();
+            let v = m
+                .borrow_watched()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect();
+            v
+        };
+        let mut expected: Vec<u64> = replicas.keys().copied().collect();
+        expected.sort_unstable();
+        assert_eq!(voters, expected, "voters after the change");
+        let target = raft
+            .metrics()
+            .borrow_watched()
+            .last_applied
+            .map(|l| l.index);
+        let r4 = replicas[&4].host.registry().get(GROUP).unwrap();
+        r4.wait(Some(Duration::from_secs(20)))
+            .applied_index_at_least(target, "joiner caught up")
+            .await
+            .expect("joiner catches up");
+        assert_eq!(replicas[&4].kv().len(), 20, "the joiner has every write");
         for (_, r) in replicas {
             r.stop().await;
         }

@@ -101,7 +101,11 @@ impl MetaNode {
             }
         }
         for g in &groups {
-            host.bootstrap(*g, &members).await?;
+            if config.join {
+                host.open_group(*g).await?;
+            } else {
+                host.bootstrap(*g, &members).await?;
+            }
         }
         let node = Self { host, config };
         node.spawn_group_map_writer(members);

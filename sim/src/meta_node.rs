@@ -27,6 +27,7 @@ pub fn meta_config(id: u64, ips: &[IpAddr], object_groups: u32) -> MetaConfig {
         listen: SocketAddr::new(ips[id as usize - 1], META_PORT).to_string(),
         data_dir: "/sim".into(),
         object_groups,
+        join: false,
         members: ips
             .iter()
             .enumerate()
