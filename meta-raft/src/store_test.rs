@@ -84,6 +84,58 @@ impl StoreBuilder<TestConfig, Log, Sm> for MemoryBuilder {
     }
 }
 
+/// Each build gets fresh databases through the `Disk` seam (the adapter production uses).
+struct DiskBuilder {
+    disk: Arc<dyn common::env::Disk>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl DiskBuilder {
+    fn db(&self, what: &str) -> io::Result<Arc<redb::Database>> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::redb_disk::open_database(&self.disk, &format!("suite/{n}/{what}.redb"))
+            .map(Arc::new)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+impl StoreBuilder<TestConfig, Log, Sm> for DiskBuilder {
+    async fn build(&self) -> Result<((), Log, Sm), StorageError<TestConfig>> {
+        let err = |e| StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Read, e);
+        let log = Log::new(self.db("log").map_err(err)?).map_err(err)?;
+        let sm = Sm::new(self.db("sm").map_err(err)?).map_err(err)?;
+        Ok(((), log, sm))
+    }
+}
+
+#[test]
+fn openraft_storage_suite_on_sim_disk() {
+    let disk: Arc<dyn common::env::Disk> =
+        common::env::SimDisk::new(3, common::env::SimDiskFaults::default());
+    let builder = DiskBuilder {
+        disk,
+        next: 0.into(),
+    };
+    let rt = common::env::BlockingRuntime::new(2).unwrap();
+    rt.block_on(Suite::test_all(builder))
+        .expect("openraft storage suite on SimDisk");
+}
+
+#[test]
+fn openraft_storage_suite_on_real_disk() {
+    let dir = std::env::temp_dir().join(format!("shale-suite-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let disk: Arc<dyn common::env::Disk> = Arc::new(common::env::RealDisk::open(&dir).unwrap());
+    let builder = DiskBuilder {
+        disk,
+        next: 0.into(),
+    };
+    let rt = common::env::BlockingRuntime::new(2).unwrap();
+    let res = rt.block_on(Suite::test_all(builder));
+    let _ = std::fs::remove_dir_all(&dir);
+    res.expect("openraft storage suite on the real disk");
+}
+
 #[test]
 fn openraft_storage_suite_on_redb_in_memory() {
     let rt = common::env::BlockingRuntime::new(2).unwrap();
