@@ -3,3 +3,4 @@
 #![cfg(not(madsim))]
 
 mod datanode;
+mod tidy;
