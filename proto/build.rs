@@ -5,7 +5,11 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/datanode.proto", "proto/raft.proto"];
+    let protos = [
+        "proto/datanode.proto",
+        "proto/raft.proto",
+        "proto/meta.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

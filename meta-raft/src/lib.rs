@@ -1,6 +1,7 @@
 //! Shale's metadata plane: many Raft groups (openraft) per process, each with its log and
 //! state machine in redb on the `Disk` seam. Work in progress (issue 3).
 
+pub mod client;
 pub mod config;
 pub mod group_host;
 pub mod log_store;
@@ -8,11 +9,17 @@ pub mod meta_node;
 pub mod network;
 pub mod redb_disk;
 pub mod runtime;
+pub mod service;
 pub mod sm_store;
 pub mod state_machine;
 pub mod types;
+pub mod wire;
 
 #[cfg(test)]
+mod client_test;
+#[cfg(test)]
 mod group_host_test;
+#[cfg(test)]
+mod service_test;
 #[cfg(test)]
 mod store_test;

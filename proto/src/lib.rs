@@ -8,6 +8,9 @@
 pub mod convert;
 mod wire_error;
 
+pub use convert::meta_error::{
+    meta_error, meta_error_of, meta_status, META_ERROR_CODE_KEY, META_ERROR_KEY,
+};
 pub use wire_error::{error_code, status_with_code, ERROR_CODE_KEY};
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -18,4 +21,9 @@ pub mod datanode {
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod raft {
     tonic::include_proto!("shale.raft.v1");
+}
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod meta {
+    tonic::include_proto!("shale.meta.v1");
 }
