@@ -78,7 +78,12 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str]) -> anyhow::Result<Self> {
-        let child = Command::new(shale_bin())
+        let mut cmd = Command::new(shale_bin());
+        if std::env::var_os("RUST_LOG").is_none() {
+            // Peers being killed on purpose make openraft warn on every heartbeat.
+            cmd.env("RUST_LOG", "info,openraft=error");
+        }
+        let child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -169,7 +169,8 @@ impl MetaNode {
         matches!(crate::state_machine::group_map(&txn), Ok(Some(_)))
     }
 
-    /// Serves the Raft transport until `shutdown` resolves, then stops every group.
+    /// Serves the Raft transport and the metadata API until `shutdown` resolves, then
+    /// stops every group.
     pub async fn serve(
         &self,
         shutdown: impl std::future::Future<Output = ()> + Send,
@@ -184,9 +185,15 @@ impl MetaNode {
             self.config.cluster_id.clone(),
         ))
         .max_decoding_message_size(crate::network::RAFT_MESSAGE_BYTES_MAX);
+        let meta_svc = proto::meta::meta_service_server::MetaServiceServer::new(
+            crate::service::MetaGrpc::new(Arc::clone(&self.host)),
+        )
+        .max_decoding_message_size(crate::service::META_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(crate::service::META_MESSAGE_BYTES_MAX);
         let res = tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(raft_svc)
+            .add_service(meta_svc)
             .serve_with_shutdown(addr, shutdown)
             .await;
         self.host.shutdown().await;

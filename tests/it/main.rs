@@ -3,4 +3,5 @@
 #![cfg(not(madsim))]
 
 mod datanode;
+mod meta;
 mod tidy;
