@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meta_raft::client::MetaClient;
 use meta_raft::state_machine::keys::object_key;
@@ -116,7 +116,7 @@ async fn kill9_the_leader_during_commits_loses_nothing_and_restart_catches_up() 
                 .expect("leader is a member");
             procs[idx].as_mut().unwrap().kill9();
             killed = Some(idx);
-            killed_at = Some(Instant::now());
+            killed_at = Some(common::env::monotonic_now());
         }
         let key = format!("k{i:04}");
         match c.put_object(&put(&key)).await {
