@@ -4,5 +4,6 @@
 
 pub mod cluster;
 pub mod codec;
+pub mod config;
 pub mod env;
 pub mod ids;

@@ -37,51 +37,23 @@ pub struct DatanodeConfig {
     pub disks: Vec<DiskConfig>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("config file {path}: field `{field}`: {message}")]
-    Invalid {
-        path: String,
-        field: String,
-        message: String,
-    },
-}
+pub use common::config::ConfigError;
 
 impl DatanodeConfig {
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: p.clone(),
-            source,
-        })?;
-        Self::parse(&text, &p)
+        let (text, origin) = common::config::read_file(path)?;
+        Self::parse(&text, &origin)
     }
 
     /// Parses and validates. `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let cfg: DatanodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_string(),
-            // toml's message names the field (e.g. "missing field `rack`") and the line.
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
+        let cfg: DatanodeConfig = common::config::parse_toml(text, origin)?;
         cfg.validate(origin)?;
         Ok(cfg)
     }
 
     fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |field: String, message: String| ConfigError::Invalid {
-            path: origin.to_string(),
-            field,
-            message,
-        };
+        let invalid = |field: String, message: String| ConfigError::invalid(origin, field, message);
         if self.rack.trim().is_empty() {
             return Err(invalid("rack".into(), "must not be empty".into()));
         }

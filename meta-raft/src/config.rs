@@ -55,49 +55,23 @@ fn default_object_groups() -> u32 {
     4
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum MetaConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("config file {path}: field `{field}`: {message}")]
-    Invalid {
-        path: String,
-        field: String,
-        message: String,
-    },
-}
+pub use common::config::ConfigError as MetaConfigError;
 
 impl MetaConfig {
     pub fn load(path: &std::path::Path) -> Result<Self, MetaConfigError> {
-        let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| MetaConfigError::Read {
-            path: p.clone(),
-            source,
-        })?;
-        Self::parse(&text, &p)
+        let (text, origin) = common::config::read_file(path)?;
+        Self::parse(&text, &origin)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, MetaConfigError> {
-        let cfg: MetaConfig = toml::from_str(text).map_err(|e| MetaConfigError::Parse {
-            path: origin.to_string(),
-            message: e.to_string().trim().replace('\n', " "),
-        })?;
+        let cfg: MetaConfig = common::config::parse_toml(text, origin)?;
         cfg.validate(origin)?;
         Ok(cfg)
     }
 
     fn validate(&self, origin: &str) -> Result<(), MetaConfigError> {
-        let invalid = |field: &str, message: String| MetaConfigError::Invalid {
-            path: origin.to_string(),
-            field: field.to_string(),
-            message,
-        };
+        let invalid =
+            |field: &str, message: String| MetaConfigError::invalid(origin, field, message);
         if self.cluster_id.trim().is_empty() {
             return Err(invalid("cluster_id", "must not be empty".into()));
         }

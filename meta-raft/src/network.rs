@@ -289,6 +289,30 @@ impl<C: RaftTypeConfig> GrpcNetwork<C> {
     }
 }
 
+impl<C: RaftTypeConfig> GrpcNetwork<C> {
+    /// One request/response RPC: encode, send with a deadline, decode the remote
+    /// `Result`. A transport failure or a stopped remote Raft is "unreachable".
+    async fn rpc<Req, Resp, F, Fut>(
+        &mut self,
+        ttl: Duration,
+        req: &Req,
+        f: F,
+    ) -> Result<Resp, RPCError<C>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        openraft::error::RaftError<C>: DeserializeOwned,
+        F: FnOnce(RaftServiceClient<Channel>, RaftRequest) -> Fut,
+        Fut: Future<Output = Result<Response<RaftReply>, Status>>,
+    {
+        let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let bytes = self.call(ttl, payload, f).await.map_err(unreachable_err)?;
+        let res: Result<Resp, openraft::error::RaftError<C>> =
+            decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        remote(res)
+    }
+}
+
 fn unreachable_err<C: RaftTypeConfig>(e: TransportError) -> RPCError<C> {
     RPCError::Unreachable(Unreachable::new(&e))
 }
@@ -318,16 +342,10 @@ where
         rpc: AppendEntriesRequest<C>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<C>, RPCError<C>> {
-        let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let bytes = self
-            .call(option.hard_ttl(), payload, |mut c, r| async move {
-                c.append_entries(r).await
-            })
-            .await
-            .map_err(unreachable_err)?;
-        let res: Result<AppendEntriesResponse<C>, openraft::error::RaftError<C>> =
-            decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        remote(res)
+        self.rpc(option.hard_ttl(), &rpc, |mut c, r| async move {
+            c.append_entries(r).await
+        })
+        .await
     }
 
     async fn vote(
@@ -335,16 +353,10 @@ where
         rpc: VoteRequest<C>,
         option: RPCOption,
     ) -> Result<VoteResponse<C>, RPCError<C>> {
-        let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let bytes = self
-            .call(option.hard_ttl(), payload, |mut c, r| async move {
-                c.vote(r).await
-            })
-            .await
-            .map_err(unreachable_err)?;
-        let res: Result<VoteResponse<C>, openraft::error::RaftError<C>> =
-            decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        remote(res)
+        self.rpc(option.hard_ttl(), &rpc, |mut c, r| async move {
+            c.vote(r).await
+        })
+        .await
     }
 
     async fn pre_vote(
@@ -352,16 +364,10 @@ where
         rpc: VoteRequest<C>,
         option: RPCOption,
     ) -> Result<VoteResponse<C>, RPCError<C>> {
-        let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let bytes = self
-            .call(option.hard_ttl(), payload, |mut c, r| async move {
-                c.pre_vote(r).await
-            })
-            .await
-            .map_err(unreachable_err)?;
-        let res: Result<VoteResponse<C>, openraft::error::RaftError<C>> =
-            decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        remote(res)
+        self.rpc(option.hard_ttl(), &rpc, |mut c, r| async move {
+            c.pre_vote(r).await
+        })
+        .await
     }
 
     async fn full_snapshot(
