@@ -285,11 +285,12 @@ fn a_node_joins_as_voter_and_another_leaves() {
         let mut expected: Vec<u64> = replicas.keys().copied().collect();
         expected.sort_unstable();
         assert_eq!(voters, expected, "voters after the change");
-        let target = raft
-            .metrics()
-            .borrow_watched()
-            .last_applied
-            .map(|l| l.index);
+        // Leadership may have moved during the writes: catch up to the furthest replica.
+        let target = replicas
+            .values()
+            .filter_map(|r| r.host.registry().get(GROUP))
+            .filter_map(|r| r.metrics().borrow_watched().last_applied.map(|l| l.index))
+            .max();
         let r4 = replicas[&4].host.registry().get(GROUP).unwrap();
         r4.wait(Some(Duration::from_secs(20)))
             .applied_index_at_least(target, "joiner caught up")
