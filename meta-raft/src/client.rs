@@ -77,9 +77,10 @@
 //! `is_truncated` is true only when something follows.
 //!
 //! # Open issues
-//! - A retried `CompleteMultipartUpload` whose first attempt committed answers
-//!   `NoSuchUpload` (the upload is gone); a retried root `CreateBucket` answers
-//!   `BucketAlreadyOwnedByYou`; a retried `CreateAccessKey` answers "exists".
+//! - A retried root `CreateBucket` answers `BucketAlreadyOwnedByYou`; a retried
+//!   `CreateAccessKey` answers "exists". (A retried `CompleteMultipartUpload` answers
+//!   like the first attempt while the version it made exists: the state machine
+//!   remembers completed uploads.)
 //! - The group map is cached until a `WRONG_GROUP` answer; group splits must bump the map
 //!   version and fence (not built: groups are fixed at bootstrap).
 

@@ -495,6 +495,20 @@ async fn multipart(c: &MetaClient) {
         .expect("complete");
     assert!(done.etag.ends_with("-2"), "{}", done.etag);
     assert_eq!(done.size, 13);
+    // A retried Complete (its answer lost) gets the same answer; another list does not.
+    assert_eq!(
+        c.complete_multipart_upload(&complete("up1", &[(1, e(1)), (2, e(2))]))
+            .await
+            .expect("retried complete"),
+        done
+    );
+    assert_eq!(
+        rejected(
+            c.complete_multipart_upload(&complete("up1", &[(1, e(1)), (3, e(3))]))
+                .await
+        ),
+        Reason::NoSuchUpload
+    );
     match c.head_object("zeta", "big").await.expect("head") {
         CurrentVersion::Object(v) => {
             assert!(matches!(&v.body, ObjectBody::Multipart { parts, .. } if parts.len() == 2));

@@ -113,6 +113,8 @@ pub(crate) enum Tbl {
     Parts,
     Stripes,
     Gc,
+    Completed,
+    CompletedByVersion,
 }
 
 impl Tbl {
@@ -127,6 +129,8 @@ impl Tbl {
             Tbl::Parts => tables::PARTS_NAME,
             Tbl::Stripes => tables::STRIPES_NAME,
             Tbl::Gc => tables::GC_NAME,
+            Tbl::Completed => tables::COMPLETED_NAME,
+            Tbl::CompletedByVersion => tables::COMPLETED_BY_VERSION_NAME,
         }
     }
 }
@@ -171,6 +175,8 @@ impl<'t> Applier<'t> {
             Tbl::Parts => &mut self.t.parts,
             Tbl::Stripes => &mut self.t.stripes,
             Tbl::Gc => &mut self.t.gc,
+            Tbl::Completed => &mut self.t.completed,
+            Tbl::CompletedByVersion => &mut self.t.completed_by_version,
         }
     }
 
@@ -262,16 +268,19 @@ impl<'t> Applier<'t> {
         Ok(())
     }
 
-    /// Removes a version; its stripes not in `keep` go to the GC queue. The next newest
-    /// version (if any) becomes current.
+    /// Removes a version; its stripes not in `keep` go to the GC queue, and the record of
+    /// the multipart upload that produced it (if any) is dropped. The next newest version
+    /// (if any) becomes current.
     pub(crate) fn remove_version(
         &mut self,
         rec: &VersionRecord,
         keep: &BTreeSet<StripeId>,
     ) -> Result<(), ApplyError> {
         let ok = keys::object_key(&rec.bucket, &rec.key);
-        self.del(Tbl::Versions, &keys::version_key(&ok, rec.seq))?;
+        let vk = keys::version_key(&ok, rec.seq);
+        self.del(Tbl::Versions, &vk)?;
         self.del(Tbl::VersionIds, &keys::version_id_key(&ok, &rec.version_id))?;
+        self.forget_completed_upload(&vk)?;
         for s in rec.body.stripes() {
             if !keep.contains(&s.id) {
                 self.release_stripe(s)?;

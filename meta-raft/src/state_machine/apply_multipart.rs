@@ -1,4 +1,6 @@
 //! The multipart commands of [`super::apply`]: create, record part, complete, abort.
+//! A completed upload is remembered (see [`super::completed_upload`]) so that a retried
+//! Complete answers like the first one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,8 +9,10 @@ use md5::{Digest, Md5};
 use super::apply::{bare_etag, check_key, Applier, CommitPlan, Fail, Handled, Tbl};
 use super::body::{ObjectBody, PartManifestEntry};
 use super::command::{
-    AbortMultipartUpload, CompleteMultipartUpload, CreateMultipartUpload, RecordPart,
+    AbortMultipartUpload, CompleteMultipartUpload, CompletedPart, CreateMultipartUpload, RecordPart,
 };
+use super::completed_upload::CompletedUpload;
+use super::error::ApplyError;
 use super::keys;
 use super::multipart::{MultipartUpload, PartRecord, MAX_PART_NUMBER, MIN_PART_NUMBER};
 use super::response::{Reason, Response};
@@ -41,7 +45,71 @@ fn normalized_md5(etag: &str) -> Option<String> {
     (e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit())).then(|| e.to_ascii_lowercase())
 }
 
+/// A client's part list as stored in a [`CompletedUpload`] (ETags normalised; an ETag
+/// that is not an MD5 is kept as given, so it never matches a stored list).
+fn part_list(parts: &[CompletedPart]) -> Vec<(u32, String)> {
+    parts
+        .iter()
+        .map(|p| {
+            let etag = normalized_md5(&p.etag).unwrap_or_else(|| p.etag.clone());
+            (p.part_number, etag)
+        })
+        .collect()
+}
+
 impl Applier<'_> {
+    /// The completed upload `upload_id`, if it is remembered.
+    fn completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>, ApplyError> {
+        tables::get(
+            &self.t.completed,
+            tables::COMPLETED_NAME,
+            upload_id.as_bytes(),
+        )
+    }
+
+    /// Drops the completed-upload record of the version stored under `version_key`, if
+    /// an upload produced it (called whenever a version is removed).
+    pub(crate) fn forget_completed_upload(&mut self, version_key: &[u8]) -> Result<(), ApplyError> {
+        let upload_id: Option<String> = tables::get(
+            &self.t.completed_by_version,
+            tables::COMPLETED_BY_VERSION_NAME,
+            version_key,
+        )?;
+        if let Some(upload_id) = upload_id {
+            self.del(Tbl::CompletedByVersion, version_key)?;
+            self.del(Tbl::Completed, upload_id.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// A Complete for an upload that is not in progress: if it completed with exactly
+    /// this part list and its version still exists, the original answer; otherwise
+    /// `NoSuchUpload`. Writes nothing.
+    fn complete_retry(&self, c: &CompleteMultipartUpload) -> Handled {
+        let Some(done) = self.completed_upload(&c.upload_id)? else {
+            return Err(Reason::NoSuchUpload.into());
+        };
+        if done.bucket != c.bucket || done.key != c.key || done.parts != part_list(&c.parts) {
+            return Err(Reason::NoSuchUpload.into());
+        }
+        let vk = keys::version_key(&keys::object_key(&done.bucket, &done.key), done.seq);
+        let version = tables::get::<VersionRecord>(&self.t.versions, tables::VERSIONS_NAME, &vk)?
+            .filter(|v| v.version_id == done.version_id)
+            .ok_or_else(|| ApplyError::Corrupt {
+                table: tables::COMPLETED_NAME,
+                detail: format!(
+                    "completed upload {:?} points at missing version {}",
+                    done.upload_id, done.seq
+                ),
+            })?;
+        Ok(Response::Committed {
+            version_id: version.version_id,
+            seq: version.seq,
+            etag: version.etag,
+            size: version.size,
+        })
+    }
+
     /// The upload `upload_id` of `(bucket, key)` and its `sm_uploads` key; `NoSuchUpload`
     /// if it does not exist or belongs to another object.
     fn find_upload(
@@ -59,7 +127,7 @@ impl Applier<'_> {
             return Err(Reason::NoSuchUpload.into());
         };
         let upload: MultipartUpload = tables::get(&self.t.uploads, tables::UPLOADS_NAME, &uk)?
-            .ok_or_else(|| super::error::ApplyError::Corrupt {
+            .ok_or_else(|| ApplyError::Corrupt {
                 table: tables::UPLOAD_IDS_NAME,
                 detail: format!("upload id {upload_id:?} points at a missing upload"),
             })?;
@@ -118,6 +186,15 @@ impl Applier<'_> {
                 Ok(_) => Ok(Response::UploadCreated),
                 Err(Fail::Reject(Reason::NoSuchUpload)) => Err(Reason::UploadIdConflict.into()),
                 Err(e) => Err(e),
+            };
+        }
+        if let Some(done) = self.completed_upload(&c.upload_id)? {
+            // A retried create applied after its upload completed: it was created. Never
+            // reopen a completed id (a retried Complete must keep finding its record).
+            return if done.bucket == c.bucket && done.key == c.key {
+                Ok(Response::UploadCreated)
+            } else {
+                Err(Reason::UploadIdConflict.into())
             };
         }
         let uk = keys::upload_key(&keys::object_key(&c.bucket, &c.key), &c.upload_id);
@@ -193,7 +270,11 @@ impl Applier<'_> {
     }
 
     pub(crate) fn complete_upload(&mut self, c: &CompleteMultipartUpload) -> Handled {
-        let (uk, upload) = self.find_upload(&c.bucket, &c.key, &c.upload_id)?;
+        let (uk, upload) = match self.find_upload(&c.bucket, &c.key, &c.upload_id) {
+            Ok(found) => found,
+            Err(Fail::Reject(Reason::NoSuchUpload)) => return self.complete_retry(c),
+            Err(e) => return Err(e),
+        };
         let bucket = self.require_bucket(&c.bucket)?;
         if c.parts.is_empty() {
             return Err(Reason::NoParts.into());
@@ -231,7 +312,7 @@ impl Applier<'_> {
             }
         }
         let etag = multipart_etag(listed.iter().map(|p| p.etag.as_str())).ok_or_else(|| {
-            super::error::ApplyError::Corrupt {
+            ApplyError::Corrupt {
                 table: tables::PARTS_NAME,
                 detail: format!("upload {:?} has a part etag that is not hex", c.upload_id),
             }
@@ -281,7 +362,19 @@ impl Applier<'_> {
         }
         self.del(Tbl::Uploads, &uk)?;
         self.del(Tbl::UploadIds, c.upload_id.as_bytes())?;
-        self.execute_commit(record, replaced)
+        let done = CompletedUpload {
+            bucket: c.bucket.clone(),
+            key: c.key.clone(),
+            upload_id: c.upload_id.clone(),
+            version_id: record.version_id.clone(),
+            seq: record.seq,
+            parts: part_list(&c.parts),
+        };
+        let response = self.execute_commit(record, replaced)?;
+        let vk = keys::version_key(&ok, done.seq);
+        self.put(Tbl::CompletedByVersion, &vk, &done.upload_id)?;
+        self.put(Tbl::Completed, done.upload_id.as_bytes(), &done)?;
+        Ok(response)
     }
 
     pub(crate) fn abort_upload(&mut self, c: &AbortMultipartUpload) -> Handled {

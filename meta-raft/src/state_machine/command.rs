@@ -141,7 +141,9 @@ pub struct CompletedPart {
 /// (`InvalidPart`); every listed part but the last has at least `min_part_size` bytes
 /// (`EntityTooSmall`); then the preconditions. The ETag is
 /// `hex(md5(md5(part 1) || … || md5(part N))) + "-N"`. Uploaded parts not listed go to the
-/// GC queue; the upload disappears.
+/// GC queue; the upload disappears. A Complete for an upload that already completed
+/// with the same bucket, key and part list answers the same `Committed` while the version
+/// it made exists (`NoSuchUpload` otherwise; see `completed_upload.rs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompleteMultipartUpload {
     pub bucket: String,

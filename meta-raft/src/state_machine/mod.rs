@@ -25,6 +25,8 @@
 //! - Every stripe belongs to exactly one version or one part (the `sm_stripes` index);
 //!   a fragment that stops being referenced is queued for GC in the same command, exactly
 //!   once, and a referenced fragment is never queued.
+//! - A completed multipart upload is remembered exactly as long as the version it
+//!   produced exists ([`completed_upload`]), so a retried Complete answers the same.
 //!
 //! # Scope: one group
 //! Bucket records live in every state machine that holds objects of the bucket; a
@@ -36,6 +38,7 @@ mod apply_multipart;
 pub mod body;
 pub mod bucket;
 pub mod command;
+pub mod completed_upload;
 pub mod error;
 pub mod gc;
 pub mod keys;
@@ -62,6 +65,7 @@ pub use command::{
     AbortMultipartUpload, Command, CompleteMultipartUpload, CompletedPart, CreateMultipartUpload,
     DeleteObject, Precondition, PutObject, RecordPart, ReplacePlacement,
 };
+pub use completed_upload::CompletedUpload;
 pub use error::{ApplyError, QueryError};
 pub use gc::{GcEntry, GcFragment, GcId};
 pub use list_objects::{list_objects, ListObjectsPage, ListObjectsParams, MAX_LIST_KEYS};

@@ -366,3 +366,126 @@ fn create_upload_retry_and_conflict_and_upload_listing() {
     assert_eq!(page.1, vec!["a/".to_owned()]);
     assert!(page.2);
 }
+
+#[test]
+fn a_retried_complete_answers_the_same_while_its_version_exists() {
+    let mut h = setup(Versioning::Enabled);
+    h.apply(&Command::RecordPart(part("bk", "k", "u1", 1, 100, 1)));
+    h.apply(&Command::RecordPart(part("bk", "k", "u1", 2, 10, 2)));
+    let parts = [(1, etag(1)), (2, etag(2))];
+    let first = h.apply(&Command::CompleteMultipartUpload(complete(
+        "u1", &parts, 50,
+    )));
+    assert!(matches!(first, Response::Committed { .. }), "{first:?}");
+
+    // The same list (quoted, upper case: the same ETags) answers the same, writing nothing.
+    let before = h.dump();
+    let quoted = [(1, format!("\"{}\"", etag(1).to_uppercase())), (2, etag(2))];
+    let mut retry = complete("u1", &quoted, 50);
+    retry.created_ms = 999;
+    assert_eq!(h.apply(&Command::CompleteMultipartUpload(retry)), first);
+    assert_eq!(h.dump(), before, "a retried complete writes nothing");
+
+    // Another part list, or another object: S3's NoSuchUpload.
+    for other in [
+        complete("u1", &[(1, etag(1))], 50),
+        complete("u1", &[(1, etag(1)), (2, etag(1))], 50),
+        complete("u1", &[(1, etag(1)), (2, etag(2)), (3, etag(3))], 50),
+        CompleteMultipartUpload {
+            key: "other".to_owned(),
+            ..complete("u1", &parts, 50)
+        },
+    ] {
+        assert_eq!(
+            h.apply(&Command::CompleteMultipartUpload(other)),
+            Response::Rejected(Reason::NoSuchUpload)
+        );
+    }
+    // A retried create applied late does not reopen the id; another object cannot take it.
+    assert_eq!(
+        h.apply(&Command::CreateMultipartUpload(create("bk", "k", "u1"))),
+        Response::UploadCreated
+    );
+    assert_eq!(get_upload(&h.read(), "u1").unwrap(), None);
+    assert_eq!(
+        h.apply(&Command::CreateMultipartUpload(create("bk", "x", "u1"))),
+        Response::Rejected(Reason::UploadIdConflict)
+    );
+    assert_eq!(h.dump(), before);
+
+    // A newer version on top does not remove this one: still the same answer.
+    h.apply(&Command::PutObject(put("bk", "k", "v2", striped(50, 1))));
+    assert_eq!(
+        h.apply(&Command::CompleteMultipartUpload(complete(
+            "u1", &parts, 50
+        ))),
+        first
+    );
+    // Deleting the version forgets the upload (the record's growth is bounded by the
+    // versions): a retry is NoSuchUpload again.
+    h.apply(&Command::DeleteObject(delete("bk", "k", Some("mv"), "")));
+    assert_eq!(
+        h.apply(&Command::CompleteMultipartUpload(complete(
+            "u1", &parts, 50
+        ))),
+        Response::Rejected(Reason::NoSuchUpload)
+    );
+    let txn = h.read();
+    for def in [tables::COMPLETED, tables::COMPLETED_BY_VERSION] {
+        let t = tables::open_read(&txn, def).unwrap().unwrap();
+        assert!(tables::rows_in(&t, &[], None).unwrap().is_empty(), "{def}");
+    }
+}
+
+#[test]
+fn overwriting_an_unversioned_multipart_object_forgets_its_upload() {
+    let mut h = setup(Versioning::Unversioned);
+    h.apply(&Command::RecordPart(part("bk", "k", "u1", 1, 10, 1)));
+    let parts = [(1, etag(1))];
+    let first = h.apply(&Command::CompleteMultipartUpload(complete(
+        "u1", &parts, 50,
+    )));
+    assert!(
+        matches!(first, Response::Committed { ref version_id, .. } if version_id == "null"),
+        "{first:?}"
+    );
+    assert_eq!(
+        h.apply(&Command::CompleteMultipartUpload(complete(
+            "u1", &parts, 50
+        ))),
+        first
+    );
+    // A second upload completes over the null version: the first is forgotten, the
+    // second remembered.
+    h.apply(&Command::CreateMultipartUpload(create("bk", "k", "u2")));
+    h.apply(&Command::RecordPart(part("bk", "k", "u2", 1, 10, 2)));
+    let second = h.apply(&Command::CompleteMultipartUpload(complete(
+        "u2",
+        &[(1, etag(2))],
+        50,
+    )));
+    assert_eq!(
+        h.apply(&Command::CompleteMultipartUpload(complete(
+            "u1", &parts, 50
+        ))),
+        Response::Rejected(Reason::NoSuchUpload)
+    );
+    assert_eq!(
+        h.apply(&Command::CompleteMultipartUpload(complete(
+            "u2",
+            &[(1, etag(2))],
+            50
+        ))),
+        second
+    );
+    // A plain PUT over it, or a delete, forgets the second too.
+    h.apply(&Command::PutObject(put("bk", "k", "x", striped(60, 1))));
+    assert_eq!(
+        h.apply(&Command::CompleteMultipartUpload(complete(
+            "u2",
+            &[(1, etag(2))],
+            50
+        ))),
+        Response::Rejected(Reason::NoSuchUpload)
+    );
+}

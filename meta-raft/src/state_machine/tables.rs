@@ -12,6 +12,8 @@
 //! | `sm_parts` | terminated(upload id) ‖ BE(part number) | [`PartRecord`] |
 //! | `sm_stripes` | stripe id (16 bytes, [`StripeId::to_bytes`]) | [`StripeOwner`] |
 //! | `sm_gc` | BE(log index) ‖ BE(ordinal) | [`GcEntry`] |
+//! | `sm_completed` | upload id | [`CompletedUpload`] (a completed multipart upload) |
+//! | `sm_completed_by_version` | the version's `sm_versions` key | upload id (postcard string) |
 //!
 //! Object keys and the other encodings are described in [`super::keys`].
 //!
@@ -21,6 +23,7 @@
 //! [`PartRecord`]: super::multipart::PartRecord
 //! [`StripeOwner`]: super::stripe_owner::StripeOwner
 //! [`GcEntry`]: super::gc::GcEntry
+//! [`CompletedUpload`]: super::completed_upload::CompletedUpload
 //! [`StripeId::to_bytes`]: common::ids::StripeId::to_bytes
 
 use std::ops::Bound;
@@ -60,10 +63,18 @@ table!(UPLOAD_IDS, UPLOAD_IDS_NAME, "sm_upload_ids");
 table!(PARTS, PARTS_NAME, "sm_parts");
 table!(STRIPES, STRIPES_NAME, "sm_stripes");
 table!(GC, GC_NAME, "sm_gc");
+table!(COMPLETED, COMPLETED_NAME, "sm_completed");
+table!(
+    COMPLETED_BY_VERSION,
+    COMPLETED_BY_VERSION_NAME,
+    "sm_completed_by_version"
+);
 
 /// Every table of the state machine, in name order.
-pub const ALL: [Def; 9] = [
+pub const ALL: [Def; 11] = [
     BUCKETS,
+    COMPLETED,
+    COMPLETED_BY_VERSION,
     GC,
     LIVE,
     PARTS,
@@ -220,6 +231,8 @@ pub struct WriteTables<'t> {
     pub parts: Table<'t, &'static [u8], &'static [u8]>,
     pub stripes: Table<'t, &'static [u8], &'static [u8]>,
     pub gc: Table<'t, &'static [u8], &'static [u8]>,
+    pub completed: Table<'t, &'static [u8], &'static [u8]>,
+    pub completed_by_version: Table<'t, &'static [u8], &'static [u8]>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -235,6 +248,8 @@ impl<'t> WriteTables<'t> {
             parts: txn.open_table(PARTS)?,
             stripes: txn.open_table(STRIPES)?,
             gc: txn.open_table(GC)?,
+            completed: txn.open_table(COMPLETED)?,
+            completed_by_version: txn.open_table(COMPLETED_BY_VERSION)?,
         })
     }
 }

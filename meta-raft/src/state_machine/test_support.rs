@@ -338,6 +338,37 @@ pub fn check_invariants(txn: &ReadTransaction) {
         }
     }
 
+    // Completed uploads: each points at an existing version of its object, indexed by that
+    // version's row key; no id is both completed and in progress.
+    let versions: BTreeMap<Vec<u8>, VersionRecord> = version_rows
+        .iter()
+        .map(|(k, v)| (k.clone(), tables::decode("versions", v).unwrap()))
+        .collect();
+    let mut expected_by_version = BTreeMap::new();
+    for (k, v) in rows(txn, tables::COMPLETED) {
+        let done: CompletedUpload = tables::decode("completed", &v).unwrap();
+        assert_eq!(k, done.upload_id.as_bytes(), "completed upload row key");
+        assert!(
+            !upload_ids.contains_key(&k),
+            "upload {} is both completed and in progress",
+            done.upload_id
+        );
+        let vk = keys::version_key(&keys::object_key(&done.bucket, &done.key), done.seq);
+        assert!(
+            versions
+                .get(&vk)
+                .is_some_and(|rec| rec.version_id == done.version_id),
+            "completed upload {} outlived its version",
+            done.upload_id
+        );
+        expected_by_version.insert(vk, done.upload_id);
+    }
+    let by_version: BTreeMap<Vec<u8>, String> = rows(txn, tables::COMPLETED_BY_VERSION)
+        .into_iter()
+        .map(|(k, v)| (k, tables::decode("completed by version", &v).unwrap()))
+        .collect();
+    assert_eq!(by_version, expected_by_version, "completed-upload index");
+
     // Stripe index: exactly the referenced stripes, each with its one owner.
     let owners: BTreeMap<Vec<u8>, StripeOwner> = rows(txn, tables::STRIPES)
         .into_iter()
