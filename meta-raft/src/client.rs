@@ -84,7 +84,7 @@
 //! - The group map is cached until a `WRONG_GROUP` answer; group splits must bump the map
 //!   version and fence (not built: groups are fixed at bootstrap).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -103,6 +103,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
+use crate::group_status::GroupStatus;
 use crate::service::{listing_range, CLUSTER_ID_KEY, META_MESSAGE_BYTES_MAX, ROOT_GROUP};
 use crate::state_machine::{
     keys, AbortMultipartUpload, AccessKey, BucketRecord, CompleteMultipartUpload,
@@ -1592,7 +1593,174 @@ impl MetaClient {
         .await
         .map(drop)
     }
+
+    // ---- group membership and status ----
+
+    /// Every group: the root group, then the object groups in key order.
+    pub async fn all_groups(&self) -> Result<Vec<GroupId>> {
+        let mut groups = vec![ROOT_GROUP];
+        groups.extend(
+            self.refresh_group_map()
+                .await?
+                .groups
+                .iter()
+                .map(|g| g.group),
+        );
+        Ok(groups)
+    }
+
+    /// `group` as its leader reports it (role, voters, log and apply indexes, replication).
+    pub async fn group_status(&self, group: GroupId) -> Result<GroupStatus> {
+        let r = self
+            .call(
+                &Route::Group(group),
+                |g| pb::GroupStatusRequest {
+                    group_id: g.0,
+                    local: false,
+                },
+                |mut c, r| async move { c.group_status(r).await },
+            )
+            .await?;
+        r.status
+            .as_ref()
+            .map(GroupStatus::from)
+            .ok_or_else(|| protocol("GroupStatus answered without a status"))
+    }
+
+    /// Every group's status (see [`Self::all_groups`]).
+    pub async fn group_statuses(&self) -> Result<Vec<GroupStatus>> {
+        let mut out = Vec::new();
+        for g in self.all_groups().await? {
+            out.push(self.group_status(g).await?);
+        }
+        Ok(out)
+    }
+
+    /// Adds node `node_id` at `addr` to `group`'s voters (as a learner until it has caught
+    /// up, then a voter), then records the new voters in the group map. Retries while the
+    /// learner catches up or another change is in progress, for at most
+    /// [`MEMBERSHIP_BUDGET`]. Idempotent.
+    pub async fn add_voter(&self, group: GroupId, node_id: u64, addr: &str) -> Result<GroupStatus> {
+        let r = self
+            .membership_retry(|| async {
+                self.call(
+                    &Route::Group(group),
+                    |g| pb::AddVoterRequest {
+                        group_id: g.0,
+                        node_id,
+                        addr: addr.to_owned(),
+                    },
+                    |mut c, r| async move { c.add_voter(r).await },
+                )
+                .await
+            })
+            .await?;
+        let status = r
+            .status
+            .as_ref()
+            .map(GroupStatus::from)
+            .ok_or_else(|| protocol("AddVoter answered without a status"))?;
+        self.record_members(&status).await?;
+        Ok(status)
+    }
+
+    /// Removes node `node_id` from `group`'s voters, then records the new voters in the
+    /// group map. Idempotent.
+    pub async fn remove_voter(&self, group: GroupId, node_id: u64) -> Result<GroupStatus> {
+        let r = self
+            .membership_retry(|| async {
+                self.call(
+                    &Route::Group(group),
+                    |g| pb::RemoveVoterRequest {
+                        group_id: g.0,
+                        node_id,
+                    },
+                    |mut c, r| async move { c.remove_voter(r).await },
+                )
+                .await
+            })
+            .await?;
+        let status = r
+            .status
+            .as_ref()
+            .map(GroupStatus::from)
+            .ok_or_else(|| protocol("RemoveVoter answered without a status"))?;
+        self.record_members(&status).await?;
+        Ok(status)
+    }
+
+    /// [`Self::add_voter`] for every group (root first).
+    pub async fn add_voter_all(&self, node_id: u64, addr: &str) -> Result<Vec<GroupStatus>> {
+        let mut out = Vec::new();
+        for g in self.all_groups().await? {
+            out.push(self.add_voter(g, node_id, addr).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`Self::remove_voter`] for every group (object groups first, the root last).
+    pub async fn remove_voter_all(&self, node_id: u64) -> Result<Vec<GroupStatus>> {
+        let mut groups = self.all_groups().await?;
+        groups.rotate_left(1);
+        let mut out = Vec::new();
+        for g in groups {
+            out.push(self.remove_voter(g, node_id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` again while it is `Unavailable` (a learner catching up, a change in
+    /// progress, an election), for at most [`MEMBERSHIP_BUDGET`].
+    async fn membership_retry<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let clock = &self.inner.clock;
+        let started = clock.now();
+        loop {
+            match f().await {
+                Err(MetaClientError::Unavailable { retry_after, .. })
+                    if clock.now().duration_since(started) < MEMBERSHIP_BUDGET =>
+                {
+                    clock.sleep(retry_after.min(Duration::from_secs(1))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Records a changed object group's voters in the group map (the root group is not
+    /// in the map: clients find it through their seeds).
+    ///
+    /// Last writer wins: two membership changes of one group racing from two admin tools
+    /// can leave the map with the older voters until the next change of that group.
+    async fn record_members(&self, status: &GroupStatus) -> Result<()> {
+        if status.group == ROOT_GROUP {
+            return Ok(());
+        }
+        let members: HashMap<u64, String> = status
+            .voters
+            .iter()
+            .map(|(id, addr)| (*id, addr.clone()))
+            .collect();
+        self.call(
+            &Route::Root,
+            |_| pb::SetGroupMembersRequest {
+                group_id: status.group.0,
+                members: members.clone(),
+            },
+            |mut c, r| async move { c.set_group_members(r).await },
+        )
+        .await?;
+        self.refresh_group_map().await?;
+        Ok(())
+    }
 }
+
+/// How long [`MetaClient::add_voter`] and [`MetaClient::remove_voter`] keep retrying a
+/// change that is not finished yet (a learner catching up from far behind).
+pub const MEMBERSHIP_BUDGET: Duration = Duration::from_secs(60);
 
 fn committed(r: pb::CommitResponse) -> Committed {
     Committed {

@@ -1024,6 +1024,121 @@ fn client_follows_hints_goes_one_hop_and_survives_the_leaders_shutdown() {
     });
 }
 
+/// A voter is added to and removed from every group over the MetaService RPCs (3 → 4 →
+/// 3 replicas, removing the root group's leader), the group map follows, the new member
+/// has every entry, and the cluster serves through the change.
+#[test]
+fn voters_are_added_and_removed_over_rpc_three_to_four_to_three() {
+    rt().block_on(async {
+        let mut cluster = TestCluster::start(photos_map).await;
+        let c = client(&cluster).await;
+        c.create_bucket("zeta", "alice", 1, Versioning::Unversioned)
+            .await
+            .expect("create");
+        for i in 0..5 {
+            c.put_object(&put("zeta", &format!("k{i}"), "v", b"x"))
+                .await
+                .expect("put");
+        }
+        let ids = |m: &BTreeMap<u64, String>| m.keys().copied().collect::<Vec<_>>();
+        let statuses = c.group_statuses().await.expect("status");
+        assert_eq!(
+            statuses.iter().map(|s| s.group.0).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        for s in &statuses {
+            assert!(s.is_leader(), "{s:?}");
+            assert_eq!(s.leader, Some(s.node_id));
+            assert_eq!(ids(&s.voters), [1, 2, 3]);
+            assert!(s.learners.is_empty());
+            assert!(s.applied_index.is_some(), "{s:?}");
+            assert!(s.last_log_index >= s.applied_index, "{s:?}");
+            for v in s.voters.keys().filter(|v| **v != s.node_id) {
+                assert!(s.replication.contains_key(v), "{s:?}");
+            }
+        }
+
+        // 3 → 4: node 4 starts empty and joins every group.
+        let addr4 = cluster.start_joiner(4).await;
+        let added = c.add_voter_all(4, &addr4).await.expect("add voter 4");
+        assert_eq!(added.len(), 5);
+        for s in &added {
+            assert_eq!(ids(&s.voters), [1, 2, 3, 4], "{s:?}");
+            assert_eq!(s.voters[&4], addr4);
+            assert!(s.learners.is_empty(), "{s:?}");
+        }
+        // Idempotent: adding it again changes nothing.
+        let again = c.add_voter(GroupId(2), 4, &addr4).await.expect("re-add");
+        assert_eq!(ids(&again.voters), [1, 2, 3, 4]);
+        let map = c.refresh_group_map().await.expect("map");
+        for g in &map.groups {
+            assert_eq!(ids(&g.members), [1, 2, 3, 4], "group {}", g.group);
+        }
+        c.put_object(&put("zeta", "k5", "v", b"y"))
+            .await
+            .expect("put after the join");
+        // Node 4 has every group's entries (up to its leader's applied index).
+        for s in c.group_statuses().await.expect("status") {
+            let raft = cluster.replicas[&4]
+                .host
+                .registry()
+                .get(s.group)
+                .expect("group on 4");
+            raft.wait(Some(Duration::from_secs(20)))
+                .applied_index_at_least(s.applied_index, "node 4 caught up")
+                .await
+                .expect("node 4 catches up");
+        }
+
+        // 4 → 3: remove the root group's leader from every group, then stop it.
+        let gone = cluster.stable_leader(ROOT_GROUP).await;
+        let removed = c.remove_voter_all(gone).await.expect("remove voter");
+        for s in &removed {
+            assert!(!s.voters.contains_key(&gone), "{s:?}");
+            assert_eq!(s.voters.len(), 3, "{s:?}");
+        }
+        cluster.stop_replica(gone).await;
+        let map = c.refresh_group_map().await.expect("map");
+        for g in &map.groups {
+            assert!(!g.members.contains_key(&gone), "group {}", g.group);
+        }
+        // The cluster serves: writes and reads in the object groups and the root group,
+        // also from a client seeded with the survivors only.
+        c.put_object(&put("zeta", "k6", "v", b"z"))
+            .await
+            .expect("put after the removal");
+        let fresh = client(&cluster).await;
+        for i in 0..=6 {
+            assert!(
+                matches!(
+                    fresh.head_object("zeta", &format!("k{i}")).await,
+                    Ok(CurrentVersion::Object(_))
+                ),
+                "k{i}"
+            );
+        }
+        assert_eq!(fresh.get_bucket("zeta").await.expect("head").owner, "alice");
+        for s in fresh.group_statuses().await.expect("status") {
+            assert!(!s.voters.contains_key(&gone), "{s:?}");
+            assert!(s.leader.is_some_and(|l| l != gone), "{s:?}");
+        }
+        // Leaving a group without voters is refused.
+        let root = fresh.group_status(ROOT_GROUP).await.expect("status");
+        let mut last = Err(MetaClientError::Internal("none".into()));
+        for v in root.voters.keys() {
+            last = fresh.remove_voter(GroupId(1), *v).await;
+        }
+        assert!(
+            matches!(
+                last,
+                Err(MetaClientError::Rejected(Reason::InvalidArgument(_)))
+            ),
+            "{last:?}"
+        );
+        cluster.shutdown().await;
+    });
+}
+
 /// Gateways run client calls on spawned tasks: the futures must be `Send` (checked at
 /// compile time; never called).
 #[allow(dead_code)]

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use common::env::Disk;
 use common::ids::GroupId;
 use openraft::alias::{LogIdOf, StoredMembershipOf, VoteOf};
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, Config, Raft, RaftTypeConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -37,6 +38,51 @@ pub enum GroupHostError {
     Raft { group: GroupId, message: String },
     #[error("invalid raft config: {0}")]
     Config(String),
+    /// A membership change openraft refuses: `busy` when another change is still in
+    /// progress (retry), otherwise it can never succeed as asked (it would leave the group
+    /// empty, …).
+    #[error("membership change of group {group} refused: {message}")]
+    MembershipRefused {
+        group: GroupId,
+        busy: bool,
+        message: String,
+    },
+    /// A membership change asked of a node that does not lead the group.
+    #[error("this node does not lead group {group} (leader: {leader:?})")]
+    NotLeader {
+        group: GroupId,
+        leader: Option<u64>,
+        leader_node: Option<BasicNode>,
+    },
+}
+
+impl GroupHostError {
+    /// A failed membership change: `NotLeader` when the node should forward to a leader.
+    fn membership<C>(group: GroupId, e: RaftError<C, ClientWriteError<C>>) -> Self
+    where
+        C: RaftTypeConfig<NodeId = u64, Node = BasicNode>,
+    {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                GroupHostError::NotLeader {
+                    group,
+                    leader: f.leader_id,
+                    leader_node: f.leader_node,
+                }
+            }
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                GroupHostError::MembershipRefused {
+                    group,
+                    busy: matches!(e, ChangeMembershipError::InProgress(_)),
+                    message: e.to_string(),
+                }
+            }
+            other => GroupHostError::Raft {
+                group,
+                message: other.to_string(),
+            },
+        }
+    }
 }
 
 /// Raft timing. Heartbeats every 100 ms, elections after 0.5–1 s of silence: quick
@@ -212,7 +258,9 @@ where
 
     /// Adds node `id` (at `addr`) as a voter of `group`: first as a learner, waiting until
     /// it has caught up, then promoted (joint consensus). Runs on the group's leader; a
-    /// follower gets a `Raft` error naming the leader.
+    /// follower gets [`GroupHostError::NotLeader`] naming the leader. Idempotent: adding
+    /// a voter again changes nothing. The wait for the learner is unbounded: callers bound
+    /// it (a dropped call leaves the learner in place; calling again resumes).
     pub async fn add_voter(
         &self,
         group: GroupId,
@@ -220,7 +268,6 @@ where
         addr: &str,
     ) -> Result<(), GroupHostError> {
         let raft = self.raft(group)?;
-        let err = |e: String| GroupHostError::Raft { group, message: e };
         raft.add_learner(
             id,
             BasicNode {
@@ -229,17 +276,18 @@ where
             true,
         )
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| GroupHostError::membership(group, e))?;
         raft.change_membership(
             openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id])),
             false,
         )
         .await
-        .map_err(|e| err(e.to_string()))?;
+        .map_err(|e| GroupHostError::membership(group, e))?;
         Ok(())
     }
 
-    /// Removes node `id` from `group`'s voters (and from the group). Runs on the leader.
+    /// Removes node `id` from `group`'s voters (and from the group). Runs on the leader;
+    /// removing a node that is not a voter changes nothing.
     pub async fn remove_voter(&self, group: GroupId, id: u64) -> Result<(), GroupHostError> {
         let raft = self.raft(group)?;
         raft.change_membership(
@@ -247,10 +295,7 @@ where
             false,
         )
         .await
-        .map_err(|e| GroupHostError::Raft {
-            group,
-            message: e.to_string(),
-        })?;
+        .map_err(|e| GroupHostError::membership(group, e))?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod config;
 pub mod group_host;
+pub mod group_status;
 pub mod log_store;
 pub mod meta_node;
 pub mod network;

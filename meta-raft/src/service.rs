@@ -32,6 +32,16 @@
 //! group whose range overlaps the bucket's keys; the multi-group protocol is the client's
 //! (`crate::client`).
 //!
+//! # Membership and status
+//! `AddVoter` / `RemoveVoter` run on the group's leader (`NOT_LEADER` with a hint
+//! elsewhere) through `GroupHost::add_voter` / `remove_voter`, bounded by
+//! [`MEMBERSHIP_TIMEOUT`] (`UNAVAILABLE` after it: a learner still catching up; calling
+//! again resumes), and answer the group's status after the change. They change the Raft
+//! membership only; the client then records the new voters in the group map
+//! (`SetGroupMembers`, a root command). `GroupStatus` answers the leader's view of a
+//! group (or, with `local`, this node's own view) from openraft's metrics, without a
+//! barrier.
+//!
 //! Serve it as `MetaServiceServer::new(MetaGrpc::new(host))` with
 //! `.max_decoding_message_size(META_MESSAGE_BYTES_MAX)` and
 //! `.max_encoding_message_size(META_MESSAGE_BYTES_MAX)` (the generated server type
@@ -56,6 +66,8 @@ use proto::meta::MetaErrorCode;
 use redb::{ReadTransaction, ReadableDatabase};
 use tonic::{Request, Response, Status};
 
+use crate::group_host::GroupHostError;
+use crate::group_status::GroupStatus;
 use crate::state_machine::{
     self as sm, keys, AbortMultipartUpload, AccessKey, BucketRecord, Command,
     CompleteMultipartUpload, CreateMultipartUpload, CurrentVersion, DeleteObject, GcId, GroupMap,
@@ -89,6 +101,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(4);
 const READ_TIMEOUT: Duration = Duration::from_secs(3);
 /// What `NO_QUORUM` / `UNAVAILABLE` suggest to wait before retrying (about an election).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// A membership change (a learner catching up, then joint consensus) that has not
+/// finished after this long is answered `UNAVAILABLE` (below the client's RPC timeout;
+/// calling again resumes where it stopped).
+pub const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(8);
 
 // ---- routing helpers (shared with the client, which must route the same way) ----
 
@@ -534,6 +550,62 @@ impl MetaGrpc {
                 group,
                 format!("read task: {e}"),
             )),
+        }
+    }
+
+    /// This node leads `group` (else `NOT_LEADER` with a hint).
+    fn require_leader(&self, group: GroupId, raft: &MetaRaft) -> Result<(), Status> {
+        let metrics = raft.metrics().borrow_watched().clone();
+        if metrics.state == openraft::ServerState::Leader
+            && metrics.current_leader == Some(self.host.node_id())
+        {
+            return Ok(());
+        }
+        Err(self.not_leader(group, raft, None, None))
+    }
+
+    /// This node's view of `group`.
+    fn status_of(&self, group: GroupId, raft: &MetaRaft) -> GroupStatus {
+        GroupStatus::from_metrics(group, &raft.metrics().borrow_watched())
+    }
+
+    /// Runs a membership change of `group` on this node (its leader), bounded by
+    /// [`MEMBERSHIP_TIMEOUT`], and answers the group's status after it.
+    async fn change_membership<F>(&self, group: GroupId, change: F) -> Result<GroupStatus, Status>
+    where
+        F: std::future::Future<Output = Result<(), GroupHostError>> + Send,
+    {
+        let raft = self.raft(group)?;
+        self.require_leader(group, &raft)?;
+        match self
+            .clock
+            .timeout(MEMBERSHIP_TIMEOUT, Box::pin(change))
+            .await
+        {
+            Err(_) => Err(error(
+                MetaErrorCode::Unavailable,
+                group,
+                format!(
+                    "the membership change of group {group} did not finish within \
+                     {MEMBERSHIP_TIMEOUT:?} (a new member may still be catching up); call again"
+                ),
+            )),
+            Ok(Err(GroupHostError::NotLeader {
+                leader,
+                leader_node,
+                ..
+            })) => Err(self.not_leader(group, &raft, leader, leader_node)),
+            Ok(Err(GroupHostError::MembershipRefused {
+                busy: true,
+                message,
+                ..
+            })) => Err(error(MetaErrorCode::Unavailable, group, message)),
+            Ok(Err(GroupHostError::MembershipRefused { message, .. })) => Err(rejected(
+                group,
+                &Reason::InvalidArgument(format!("membership change refused: {message}")),
+            )),
+            Ok(Err(e)) => Err(error(MetaErrorCode::Internal, group, e.to_string())),
+            Ok(Ok(())) => Ok(self.status_of(group, &raft)),
         }
     }
 
@@ -1135,6 +1207,78 @@ impl MetaService for MetaGrpc {
         let id = req.into_inner().id;
         self.write_root(RootCommand::DeleteAccessKey { id }).await?;
         Ok(Response::new(pb::DeleteAccessKeyResponse {}))
+    }
+
+    async fn set_group_members(
+        &self,
+        req: Request<pb::SetGroupMembersRequest>,
+    ) -> Result<Response<pb::SetGroupMembersResponse>, Status> {
+        self.check_cluster(&req)?;
+        let m = req.into_inner();
+        if m.members.values().any(String::is_empty) {
+            return Err(malformed(ConvertError::new(
+                "set_group_members.members",
+                "a member without an address",
+            )));
+        }
+        self.write_root(RootCommand::SetGroupMembers {
+            group: GroupId(m.group_id),
+            members: m.members.into_iter().collect(),
+        })
+        .await?;
+        Ok(Response::new(pb::SetGroupMembersResponse {}))
+    }
+
+    // ---- membership and status of any group ----
+
+    async fn group_status(
+        &self,
+        req: Request<pb::GroupStatusRequest>,
+    ) -> Result<Response<pb::GroupStatusResponse>, Status> {
+        self.check_cluster(&req)?;
+        let m = req.into_inner();
+        let group = GroupId(m.group_id);
+        let raft = self.raft(group)?;
+        let status = self.status_of(group, &raft);
+        if !m.local && !status.is_leader() {
+            return Err(self.not_leader(group, &raft, None, None));
+        }
+        Ok(Response::new(pb::GroupStatusResponse {
+            status: Some((&status).into()),
+        }))
+    }
+
+    async fn add_voter(
+        &self,
+        req: Request<pb::AddVoterRequest>,
+    ) -> Result<Response<pb::AddVoterResponse>, Status> {
+        self.check_cluster(&req)?;
+        let m = req.into_inner();
+        let group = GroupId(m.group_id);
+        if m.addr.is_empty() {
+            return Err(malformed(ConvertError::new("add_voter.addr", "missing")));
+        }
+        let status = self
+            .change_membership(group, self.host.add_voter(group, m.node_id, &m.addr))
+            .await?;
+        Ok(Response::new(pb::AddVoterResponse {
+            status: Some((&status).into()),
+        }))
+    }
+
+    async fn remove_voter(
+        &self,
+        req: Request<pb::RemoveVoterRequest>,
+    ) -> Result<Response<pb::RemoveVoterResponse>, Status> {
+        self.check_cluster(&req)?;
+        let m = req.into_inner();
+        let group = GroupId(m.group_id);
+        let status = self
+            .change_membership(group, self.host.remove_voter(group, m.node_id))
+            .await?;
+        Ok(Response::new(pb::RemoveVoterResponse {
+            status: Some((&status).into()),
+        }))
     }
 }
 

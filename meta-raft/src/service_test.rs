@@ -88,7 +88,12 @@ async fn start_replica(
             .expect("serve");
     });
     for g in groups {
-        host.bootstrap(*g, members).await.expect("bootstrap");
+        if members.is_empty() {
+            // A joining node: its groups wait for the leaders to add it.
+            host.open_group(*g).await.expect("open group");
+        } else {
+            host.bootstrap(*g, members).await.expect("bootstrap");
+        }
     }
     Replica {
         host,
@@ -221,6 +226,18 @@ impl TestCluster {
 
     pub fn seeds(&self) -> Vec<String> {
         self.replicas.keys().map(|id| self.addr(*id)).collect()
+    }
+
+    /// Starts replica `id` empty, hosting every group without initialising it (it joins
+    /// when the leaders add it); returns its address.
+    pub async fn start_joiner(&mut self, id: u64) -> String {
+        let addr = free_addr();
+        let mut groups = vec![ROOT_GROUP];
+        groups.extend(self.map.groups.iter().map(|g| g.group));
+        let replica = start_replica(id, addr, &BTreeMap::new(), &groups).await;
+        self.replicas.insert(id, replica);
+        self.addrs.insert(id, addr);
+        addr.to_string()
     }
 
     /// Stops one replica (its Raft groups and its server).

@@ -21,6 +21,7 @@ use common::ids::GroupId;
 use proto::convert::{required, stripe_id_from_wire, stripe_id_to_wire, ConvertError};
 use proto::meta as pb;
 
+use crate::group_status::GroupStatus;
 use crate::state_machine::{
     AbortMultipartUpload, AccessKey, BucketRecord, CompleteMultipartUpload, CompletedPart,
     CreateMultipartUpload, DeleteObject, GcEntry, GcFragment, GcId, GroupMap, GroupRange,
@@ -587,6 +588,57 @@ impl From<&GroupMap> for pb::GroupMap {
                     end: g.end.as_deref().map(bytes::Bytes::copy_from_slice),
                     members: g.members.iter().map(|(k, v)| (*k, v.clone())).collect(),
                 })
+                .collect(),
+        }
+    }
+}
+
+impl From<&GroupStatus> for pb::GroupStatus {
+    fn from(s: &GroupStatus) -> Self {
+        pb::GroupStatus {
+            group_id: s.group.0,
+            node_id: s.node_id,
+            state: s.state.clone(),
+            leader_id: s.leader,
+            term: s.term,
+            voters: s.voters.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            learners: s.learners.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            last_log_index: s.last_log_index,
+            committed_index: s.committed_index,
+            applied_index: s.applied_index,
+            snapshot_index: s.snapshot_index,
+            purged_index: s.purged_index,
+            replication: s
+                .replication
+                .iter()
+                .map(|(id, matched)| pb::ReplicaProgress {
+                    node_id: *id,
+                    matched_index: *matched,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&pb::GroupStatus> for GroupStatus {
+    fn from(s: &pb::GroupStatus) -> Self {
+        GroupStatus {
+            group: GroupId(s.group_id),
+            node_id: s.node_id,
+            state: s.state.clone(),
+            leader: s.leader_id,
+            term: s.term,
+            voters: s.voters.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            learners: s.learners.iter().map(|(k, v)| (*k, v.clone())).collect(),
+            last_log_index: s.last_log_index,
+            committed_index: s.committed_index,
+            applied_index: s.applied_index,
+            snapshot_index: s.snapshot_index,
+            purged_index: s.purged_index,
+            replication: s
+                .replication
+                .iter()
+                .map(|p| (p.node_id, p.matched_index))
                 .collect(),
         }
     }

@@ -169,6 +169,12 @@ pub enum RootCommand {
     DeleteAccessKey {
         id: String,
     },
+    /// Records `members` as the voters of object group `group` (after a membership
+    /// change). The map's version grows by one, unless the members are already these.
+    SetGroupMembers {
+        group: GroupId,
+        members: BTreeMap<u64, String>,
+    },
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, ApplyError> {
@@ -211,6 +217,35 @@ pub fn apply_root(txn: &WriteTransaction, cmd: &RootCommand) -> Result<Response,
                 ))));
             }
             t.insert(GROUP_MAP_KEY, enc(map)?.as_slice())?;
+            Ok(Response::Empty)
+        }
+        RootCommand::SetGroupMembers { group, members } => {
+            let mut t = txn.open_table(GROUP_MAP)?;
+            let current: Option<GroupMap> = match t.get(GROUP_MAP_KEY)? {
+                Some(v) => Some(dec("root_group_map", v.value())?),
+                None => None,
+            };
+            let Some(mut map) = current else {
+                return Ok(Response::Rejected(Reason::InvalidArgument(
+                    "there is no group map yet".into(),
+                )));
+            };
+            if members.is_empty() {
+                return Ok(Response::Rejected(Reason::InvalidArgument(format!(
+                    "group {group} needs at least one member"
+                ))));
+            }
+            let Some(range) = map.groups.iter_mut().find(|g| g.group == *group) else {
+                return Ok(Response::Rejected(Reason::InvalidArgument(format!(
+                    "group {group} is not in the group map"
+                ))));
+            };
+            if range.members == *members {
+                return Ok(Response::Empty);
+            }
+            range.members = members.clone();
+            map.version += 1;
+            t.insert(GROUP_MAP_KEY, enc(&map)?.as_slice())?;
             Ok(Response::Empty)
         }
         RootCommand::RegisterNode { info, at_ms } => {

@@ -94,6 +94,40 @@ fn group_map_versions_move_forward_by_one() {
     assert_eq!(group_map(&txn).unwrap(), Some(map));
 }
 
+#[test]
+fn group_members_follow_membership_changes() {
+    let db = db();
+    let set = |group: u64, members: BTreeMap<u64, String>| RootCommand::SetGroupMembers {
+        group: GroupId(group),
+        members,
+    };
+    assert!(matches!(
+        run(&db, 1, set(1, members())),
+        Response::Rejected(Reason::InvalidArgument(_))
+    ));
+    let map = GroupMap::bootstrap(2, &members());
+    assert_eq!(
+        run(&db, 2, RootCommand::SetGroupMap(map.clone())),
+        Response::Empty
+    );
+    // Unchanged members: no new version.
+    assert_eq!(run(&db, 3, set(2, members())), Response::Empty);
+    let mut four = members();
+    four.insert(4, "127.0.0.1:7204".into());
+    assert_eq!(run(&db, 4, set(2, four.clone())), Response::Empty);
+    for bad in [set(9, four.clone()), set(1, BTreeMap::new())] {
+        assert!(matches!(
+            run(&db, 5, bad),
+            Response::Rejected(Reason::InvalidArgument(_))
+        ));
+    }
+    let txn = db.begin_read().unwrap();
+    let now = group_map(&txn).unwrap().unwrap();
+    assert_eq!(now.version, 2);
+    assert_eq!(now.groups[0].members, members());
+    assert_eq!(now.groups[1].members, four);
+}
+
 fn node(id: u64, rack: &str) -> NodeInfo {
     NodeInfo {
         id: NodeId(id),
