@@ -1,7 +1,9 @@
 //! Three replicas of one group, each a `GroupHost` on its own `SimDisk`, talking real
 //! gRPC on loopback: election, replicated writes, the read barrier (leader passes,
 //! follower is told where the leader is), leader crash with its disk losing unsynced
-//! writes, fail-over, and the crashed replica catching up after restart.
+//! writes, fail-over, and the crashed replica catching up after restart; membership
+//! change; a replica that fell behind the others' purged logs catching up by installing
+//! a snapshot.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -297,6 +299,134 @@ fn a_node_joins_as_voter_and_another_leaves() {
             .await
             .expect("joiner catches up");
         assert_eq!(replicas[&4].kv().len(), 20, "the joiner has every write");
+        for (_, r) in replicas {
+            r.stop().await;
+        }
+    });
+}
+
+/// A replica stopped while the others commit, snapshot and purge their logs past its
+/// last entry can only catch up by installing a snapshot over the gRPC transport; after
+/// its restart it does, and its state machine equals the leader's.
+#[test]
+fn a_lagging_replica_catches_up_by_installing_a_snapshot() {
+    let rt = common::env::BlockingRuntime::new(2).unwrap();
+    rt.block_on(async {
+        let addrs: BTreeMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
+        let members: BTreeMap<u64, String> =
+            addrs.iter().map(|(id, a)| (*id, a.to_string())).collect();
+        let mut replicas = BTreeMap::new();
+        for (id, addr) in &addrs {
+            let disk = SimDisk::new(*id, SimDiskFaults::default());
+            replicas.insert(*id, start(*id, *addr, disk, &members).await);
+        }
+        for i in 0..10 {
+            write(&replicas, &format!("k{i:02}"), "old").await;
+        }
+
+        // Stop a follower; the others move on without it.
+        let leader = leader_of(&replicas).await;
+        let lagging = *replicas.keys().find(|id| **id != leader).unwrap();
+        let stopped_at = replicas[&lagging]
+            .host
+            .registry()
+            .get(GROUP)
+            .unwrap()
+            .metrics()
+            .borrow_watched()
+            .last_log_index
+            .unwrap();
+        let disk = replicas.remove(&lagging).unwrap().stop().await;
+        for i in 5..40 {
+            write(&replicas, &format!("k{i:02}"), &format!("new{i}")).await;
+        }
+
+        // Every remaining replica snapshots and purges its log past the stopped one's.
+        for (id, r) in &replicas {
+            let raft = r.host.registry().get(GROUP).unwrap();
+            let applied = raft
+                .metrics()
+                .borrow_watched()
+                .last_applied
+                .map(|l| l.index)
+                .unwrap();
+            assert!(applied > stopped_at + 10, "replica {id} moved on");
+            raft.trigger().snapshot().await.unwrap();
+            raft.wait(Some(Duration::from_secs(20)))
+                .metrics(
+                    |m| m.snapshot.as_ref().is_some_and(|s| s.index >= applied),
+                    "snapshot built",
+                )
+                .await
+                .expect("snapshot within 20 s");
+            raft.trigger().purge_log(applied).await.unwrap();
+            raft.wait(Some(Duration::from_secs(20)))
+                .metrics(
+                    |m| m.purged.as_ref().is_some_and(|p| p.index > stopped_at),
+                    "log purged past the stopped replica",
+                )
+                .await
+                .expect("purge within 20 s");
+        }
+
+        // Restart it: the leader no longer has the entries it misses, only the snapshot.
+        replicas.insert(
+            lagging,
+            start(lagging, addrs[&lagging], disk, &members).await,
+        );
+        let leader = leader_of(&replicas).await;
+        let leader_raft = replicas[&leader].host.registry().get(GROUP).unwrap();
+        let target = leader_raft.metrics().borrow_watched().last_applied;
+        let restarted = replicas[&lagging].host.registry().get(GROUP).unwrap();
+        let m = restarted
+            .wait(Some(Duration::from_secs(30)))
+            .applied_index_at_least(target.map(|l| l.index), "lagging replica catches up")
+            .await
+            .expect("catch up within 30 s");
+        assert!(
+            m.snapshot.as_ref().is_some_and(|s| s.index > stopped_at),
+            "caught up by installing a snapshot: {:?}",
+            m.snapshot
+        );
+        assert!(
+            m.purged.as_ref().is_some_and(|p| p.index > stopped_at),
+            "its own log was replaced by the snapshot: {:?}",
+            m.purged
+        );
+        let expected: BTreeMap<String, String> = (0..40)
+            .map(|i| {
+                let v = if i < 5 {
+                    "old".into()
+                } else {
+                    format!("new{i}")
+                };
+                (format!("k{i:02}"), v)
+            })
+            .collect();
+        assert_eq!(replicas[&leader].kv(), expected, "leader state");
+        assert_eq!(
+            replicas[&lagging].kv(),
+            replicas[&leader].kv(),
+            "the restarted replica's state machine equals the leader's"
+        );
+        // It keeps up with new writes through the ordinary log afterwards.
+        write(&replicas, "after", "x").await;
+        // The write is in the log of whichever replica led it (metrics of the applied index
+        // may trail the answer): wait for the furthest log.
+        let target = replicas
+            .values()
+            .filter_map(|r| r.host.registry().get(GROUP))
+            .filter_map(|r| r.metrics().borrow_watched().last_log_index)
+            .max();
+        restarted
+            .wait(Some(Duration::from_secs(20)))
+            .applied_index_at_least(target, "keeps up")
+            .await
+            .expect("keeps up");
+        assert_eq!(
+            replicas[&lagging].kv().get("after").map(String::as_str),
+            Some("x")
+        );
         for (_, r) in replicas {
             r.stop().await;
         }
