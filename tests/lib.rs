@@ -2,6 +2,8 @@
 //! binary, pick loopback ports, make temporary directories, and run child processes that
 //! are killed when the test ends (even when it fails).
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

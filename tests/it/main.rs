@@ -4,4 +4,9 @@
 
 mod datanode;
 mod meta;
+mod s3;
+mod s3_list;
+mod s3_multipart;
+mod s3_object;
+mod s3_resilience;
 mod tidy;
