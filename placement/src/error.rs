@@ -85,6 +85,38 @@ pub enum PlanError {
         /// Eligible nodes in every usable rack, in rack order.
         eligible_nodes_per_rack: Vec<(RackId, usize)>,
     },
+
+    /// [`crate::plan_replacements`] was given a number of slots other than `k+m`.
+    #[error("a stripe coded {k}+{m} has {} fragment slots, but {actual} were given",
+        usize::from(*k) + usize::from(*m))]
+    WrongSlotCount { k: u8, m: u8, actual: usize },
+
+    /// [`crate::plan_replacements`]: the fragments that stay where they are already break
+    /// the placement rule in the map as it is now (e.g. more racks became usable since
+    /// they were placed), so no choice for the others can make the stripe valid.
+    #[error(
+        "cannot re-place fragments of a {k}+{m} stripe: the fragments it keeps already \
+         break the placement rule in the current cluster map: {reason}"
+    )]
+    KeptBreaksRule { k: u8, m: u8, reason: String },
+
+    /// [`crate::plan_replacements`]: not enough eligible nodes (outside the excluded ones
+    /// and the nodes already holding a fragment of the stripe) in racks below their limit.
+    #[error(
+        "cannot re-place {missing} of the {} fragments of a {k}+{m} stripe: only {placeable} \
+         other nodes with a healthy disk that has {} free fit the rack rule (at most \
+         {per_rack} fragments per rack) next to the fragments it keeps",
+        usize::from(*k) + usize::from(*m),
+        Bytes(*fragment_bytes)
+    )]
+    NoReplacement {
+        k: u8,
+        m: u8,
+        missing: usize,
+        placeable: usize,
+        per_rack: usize,
+        fragment_bytes: u64,
+    },
 }
 
 /// Where the cluster's nodes stand, for [`PlanError::TooFewNodes`]. Every node of the

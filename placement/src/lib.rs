@@ -5,6 +5,8 @@
 //!
 //! - [`plan_stripe`] places the `k+m` fragments of a new stripe (rules, balance and
 //!   tie-breaking are documented there).
+//! - [`plan_replacements`] re-places some fragments of a stripe (failed writes) while
+//!   the others stay, avoiding nodes the caller excludes.
 //! - The placement rule itself, as a checker usable anywhere, is
 //!   [`common::cluster::check_placement`]; the planner asserts it on every result.
 //! - [`PlanError`] says, in operator terms, why a stripe cannot be placed.
@@ -12,11 +14,14 @@
 mod error;
 mod hash;
 mod planner;
+mod replace;
 
 #[cfg(test)]
 mod planner_test;
 #[cfg(test)]
 mod property_test;
+#[cfg(test)]
+mod replace_test;
 #[cfg(test)]
 mod test_support;
 
@@ -26,3 +31,4 @@ pub use common::cluster::{
 };
 pub use error::{Bytes, NodeCensus, PlanError};
 pub use planner::{is_eligible, plan_stripe};
+pub use replace::{plan_replacements, view_without};

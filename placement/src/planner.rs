@@ -100,7 +100,7 @@ pub fn is_eligible(map: &ClusterMap, loc: FragmentLocation, fragment_bytes: u64)
     })
 }
 
-fn disk_is_eligible(disk: &DiskInfo, fragment_bytes: u64) -> bool {
+pub(crate) fn disk_is_eligible(disk: &DiskInfo, fragment_bytes: u64) -> bool {
     disk.is_healthy() && disk.free_bytes() >= fragment_bytes
 }
 
@@ -151,19 +151,19 @@ pub(crate) struct Utilization {
 }
 
 impl Utilization {
-    fn of(disk: &DiskInfo) -> Self {
+    pub(crate) fn of(disk: &DiskInfo) -> Self {
         Utilization {
             used: disk.used_bytes.into(),
             capacity: disk.capacity_bytes.into(),
         }
     }
 
-    fn add(&mut self, other: Utilization) {
+    pub(crate) fn add(&mut self, other: Utilization) {
         self.used += other.used;
         self.capacity += other.capacity;
     }
 
-    fn after_write(self, fragment_bytes: u64) -> Self {
+    pub(crate) fn after_write(self, fragment_bytes: u64) -> Self {
         Utilization {
             used: self.used + u128::from(fragment_bytes),
             ..self

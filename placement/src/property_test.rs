@@ -230,6 +230,11 @@ fn check_err(
             prop_assert!(f.usable_racks < n && eligible >= n);
             prop_assert_eq!(*placeable, f.max_placeable);
         }
+        PlanError::WrongSlotCount { .. }
+        | PlanError::KeptBreaksRule { .. }
+        | PlanError::NoReplacement { .. } => {
+            prop_assert!(false, "plan_stripe never returns {}", e);
+        }
     }
     Ok(())
 }
@@ -385,6 +390,11 @@ fn generated_topologies_cover_every_outcome() {
             Err(PlanError::TooFewNodes { .. }) => "too few nodes",
             Err(PlanError::NotEnoughRacksWithRoom { .. }) => "racks without room",
             Err(PlanError::RacksTooUneven { .. }) => "racks too uneven",
+            Err(
+                PlanError::WrongSlotCount { .. }
+                | PlanError::KeptBreaksRule { .. }
+                | PlanError::NoReplacement { .. },
+            ) => "replacement errors (never from plan_stripe)",
         };
         *seen.entry(outcome).or_default() += 1;
     }
