@@ -5,33 +5,38 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# s3s 0.17 (the gateway's S3 protocol layer) declares rust-version 1.96 but builds and
+# passes on 1.95, this machine's toolchain; every build passes --ignore-rust-version
+# (docs/s3s-evaluation.md). Harmless on newer toolchains.
+IRV=--ignore-rust-version
+
 step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "clippy (normal build)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked $IRV -- -D warnings
 
 step "tests (normal build)"
-cargo test --workspace --locked
+cargo test --workspace --locked $IRV
 
 step "clippy (madsim build)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim \
-  cargo clippy --workspace --all-targets --locked -- -D warnings
+  cargo clippy --workspace --all-targets --locked $IRV -- -D warnings
 
 # Doctests are skipped here: rustdoc does not see RUSTFLAGS, so it would compile the
 # examples without cfg(madsim) against libraries built with it.
 step "tests (madsim build)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim \
-  cargo test --workspace --locked --lib --bins --tests
+  cargo test --workspace --locked $IRV --lib --bins --tests
 
 # The simulated metadata-plane scenarios under several seeds (each seed replays exactly;
 # a failure names the seed: MADSIM_TEST_SEED=N cargo test -p sim --test meta).
 step "simulation seeds (madsim build)"
 for seed in $(seq 1 12); do
   if ! MADSIM_TEST_SEED=$seed RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim \
-      cargo test -q --locked -p sim --test meta >/tmp/shale-sim-seed.log 2>&1; then
+      cargo test -q --locked $IRV -p sim --test meta >/tmp/shale-sim-seed.log 2>&1; then
     cat /tmp/shale-sim-seed.log
     echo "simulation failed; replay: MADSIM_TEST_SEED=$seed RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target-madsim cargo test -p sim --test meta"
     exit 1

@@ -1,0 +1,165 @@
+//! `shale gateway --config FILE.toml`. Every error names the offending field.
+//!
+//! ```toml
+//! cluster_id = "prod-eu-1"                       # must match the meta nodes'
+//! listen = "127.0.0.1:9000"                      # S3 HTTP endpoint
+//! meta = ["127.0.0.1:7201", "127.0.0.1:7202"]    # seed meta nodes
+//! # region = "us-east-1"                         # SigV4 region
+//! # virtual_host_domains = ["s3.example.com"]    # enables bucket.s3.example.com
+//! # codec = "rs-simd"  k = 8  m = 4              # erasure code of new objects
+//! # inline_max_bytes = 4096                      # smaller objects live in metadata
+//! # max_object_bytes = 5368709120                # single PUT / part limit (5 GiB)
+//! # stripe_data_bytes = 4194304                  # object bytes per stripe
+//! # max_clock_skew_secs = 900                    # RequestTimeTooSkewed beyond this
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use common::codec::{CodecId, CodecParams};
+use serde::Deserialize;
+
+pub use common::config::ConfigError as GatewayConfigError;
+
+/// Largest object stored inline in its version record (Raft-replicated, no stripes).
+pub const INLINE_MAX_BYTES_LIMIT: u64 = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub cluster_id: String,
+    pub listen: String,
+    pub meta: Vec<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+    #[serde(default)]
+    pub virtual_host_domains: Vec<String>,
+    #[serde(default = "default_codec")]
+    pub codec: String,
+    #[serde(default = "default_k")]
+    pub k: u8,
+    #[serde(default = "default_m")]
+    pub m: u8,
+    #[serde(default = "default_inline")]
+    pub inline_max_bytes: u64,
+    #[serde(default = "default_max_object")]
+    pub max_object_bytes: u64,
+    #[serde(default = "default_stripe")]
+    pub stripe_data_bytes: usize,
+    #[serde(default = "default_skew")]
+    pub max_clock_skew_secs: u64,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_codec() -> String {
+    "rs-simd".into()
+}
+fn default_k() -> u8 {
+    8
+}
+fn default_m() -> u8 {
+    4
+}
+fn default_inline() -> u64 {
+    4096
+}
+fn default_max_object() -> u64 {
+    5 << 30
+}
+fn default_stripe() -> usize {
+    4 << 20
+}
+fn default_skew() -> u64 {
+    900
+}
+
+impl GatewayConfig {
+    /// A config with every default, for `shale dev` and tests.
+    pub fn new(cluster_id: &str, listen: &str, meta: Vec<String>) -> Self {
+        GatewayConfig {
+            cluster_id: cluster_id.into(),
+            listen: listen.into(),
+            meta,
+            region: default_region(),
+            virtual_host_domains: Vec::new(),
+            codec: default_codec(),
+            k: default_k(),
+            m: default_m(),
+            inline_max_bytes: default_inline(),
+            max_object_bytes: default_max_object(),
+            stripe_data_bytes: default_stripe(),
+            max_clock_skew_secs: default_skew(),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, GatewayConfigError> {
+        let (text, origin) = common::config::read_file(path)?;
+        Self::parse(&text, &origin)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, GatewayConfigError> {
+        let cfg: GatewayConfig = common::config::parse_toml(text, origin)?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.listen.parse()
+    }
+
+    /// The erasure code of new objects.
+    pub fn codec_params(&self) -> Result<CodecParams, String> {
+        let id: CodecId = self
+            .codec
+            .parse()
+            .map_err(|e| format!("unknown codec {:?}: {e}", self.codec))?;
+        CodecParams::new(id, self.k, self.m).map_err(|e| e.to_string())
+    }
+
+    pub fn validate(&self, origin: &str) -> Result<(), GatewayConfigError> {
+        let invalid =
+            |field: &str, message: String| GatewayConfigError::invalid(origin, field, message);
+        if self.cluster_id.trim().is_empty() {
+            return Err(invalid("cluster_id", "must not be empty".into()));
+        }
+        self.listen_addr()
+            .map_err(|e| invalid("listen", format!("{:?} is not ip:port ({e})", self.listen)))?;
+        if self.meta.is_empty() {
+            return Err(invalid("meta", "at least one meta node address".into()));
+        }
+        for (i, a) in self.meta.iter().enumerate() {
+            a.parse::<SocketAddr>().map_err(|e| {
+                invalid(&format!("meta[{i}]"), format!("{a:?} is not ip:port ({e})"))
+            })?;
+        }
+        if self.region.trim().is_empty() {
+            return Err(invalid("region", "must not be empty".into()));
+        }
+        self.codec_params().map_err(|e| invalid("codec", e))?;
+        if self.inline_max_bytes > INLINE_MAX_BYTES_LIMIT {
+            return Err(invalid(
+                "inline_max_bytes",
+                format!("at most {INLINE_MAX_BYTES_LIMIT}"),
+            ));
+        }
+        if self.max_object_bytes == 0 || self.max_object_bytes > 5 << 40 {
+            return Err(invalid("max_object_bytes", "must be 1..=5 TiB".into()));
+        }
+        if !(64 * 1024..=64 << 20).contains(&self.stripe_data_bytes) {
+            return Err(invalid(
+                "stripe_data_bytes",
+                "must be between 64 KiB and 64 MiB".into(),
+            ));
+        }
+        if self.max_clock_skew_secs == 0 || self.max_clock_skew_secs > 7 * 24 * 3600 {
+            return Err(invalid("max_clock_skew_secs", "must be 1..=604800".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "config_test.rs"]
+mod config_test;

@@ -1,0 +1,57 @@
+use super::*;
+
+const GOOD: &str = r#"
+cluster_id = "c1"
+listen = "127.0.0.1:9000"
+meta = ["127.0.0.1:7201"]
+"#;
+
+#[test]
+fn defaults_apply() {
+    let c = GatewayConfig::parse(GOOD, "gw.toml").expect("valid");
+    assert_eq!(c.k, 8);
+    assert_eq!(c.m, 4);
+    assert_eq!(c.region, "us-east-1");
+    assert_eq!(c.inline_max_bytes, 4096);
+    assert_eq!(c.codec_params().expect("codec").total_fragments(), 12);
+}
+
+#[test]
+fn errors_name_the_field() {
+    let cases = [
+        (
+            "listen = \"127.0.0.1:9000\"\nmeta = [\"127.0.0.1:1\"]\n",
+            "cluster_id",
+        ),
+        (
+            "cluster_id = \"c\"\nlisten = \"nope\"\nmeta = [\"127.0.0.1:1\"]\n",
+            "listen",
+        ),
+        (
+            "cluster_id = \"c\"\nlisten = \"127.0.0.1:9\"\nmeta = []\n",
+            "meta",
+        ),
+        (
+            "cluster_id = \"c\"\nlisten = \"127.0.0.1:9\"\nmeta = [\"x\"]\n",
+            "meta[0]",
+        ),
+        (&format!("{GOOD}k = 0\n"), "codec"),
+        (&format!("{GOOD}codec = \"zip\"\n"), "codec"),
+        (
+            &format!("{GOOD}inline_max_bytes = 1000000\n"),
+            "inline_max_bytes",
+        ),
+        (
+            &format!("{GOOD}stripe_data_bytes = 1\n"),
+            "stripe_data_bytes",
+        ),
+        (&format!("{GOOD}bogus = 1\n"), "bogus"),
+    ];
+    for (text, field) in cases {
+        let err = GatewayConfig::parse(text, "gw.toml")
+            .expect_err(text)
+            .to_string();
+        assert!(err.contains(field), "{err:?} should name {field}");
+        assert!(err.contains("gw.toml"), "{err:?} should name the file");
+    }
+}

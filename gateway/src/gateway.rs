@@ -1,0 +1,428 @@
+//! `Gateway`: the S3 semantics over the metadata plane (`MetaClient`) and the data path
+//! (`DataPlane`). The operations live in `ops_*.rs` (one file per family); this file
+//! holds what they share: request context, ids and timestamps, object headers, the
+//! streaming body store (inline or erasure coded, hashed and verified before commit) and
+//! the streaming body reader.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use common::codec::CodecParams;
+use common::env::Env;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use http::Extensions;
+use meta_raft::client::MetaClient;
+use meta_raft::state_machine::{
+    BucketRecord, ObjectBody, ObjectMeta, Precondition, VersionRecord, Versioning,
+};
+use s3s::dto::{ETag, ETagCondition, StreamingBlob, Timestamp};
+use s3s::stream::{ByteStream, RemainingLength};
+use s3s::{S3Error, S3ErrorCode, S3Result};
+
+use crate::auth::RequestCtx;
+use crate::checksum::{self, BodyDigest, Declared, Digest};
+use crate::config::GatewayConfig;
+use crate::data::{DataError, DataPlane};
+use crate::error::{self, s3};
+
+/// S3's limit on user-defined metadata (`x-amz-meta-*` names and values), in bytes.
+pub const USER_METADATA_MAX_BYTES: usize = 2048;
+/// S3's minimum size of every part but the last.
+pub const MIN_PART_BYTES: u64 = 5 << 20;
+
+/// The S3 service: stateless; every request goes to the metadata plane and data nodes.
+pub struct Gateway {
+    pub(crate) env: Env,
+    pub(crate) meta: MetaClient,
+    pub(crate) data: DataPlane,
+    pub(crate) cfg: GatewayConfig,
+    pub(crate) codec: CodecParams,
+}
+
+/// A stored body: where the bytes went and what they hash to.
+pub(crate) struct Stored {
+    pub body: ObjectBody,
+    pub digest: Digest,
+}
+
+impl Gateway {
+    pub fn new(
+        env: Env,
+        meta: MetaClient,
+        data: DataPlane,
+        cfg: GatewayConfig,
+    ) -> Result<Self, String> {
+        let codec = cfg.codec_params()?;
+        Ok(Gateway {
+            env,
+            meta,
+            data,
+            cfg,
+            codec,
+        })
+    }
+
+    pub fn meta(&self) -> &MetaClient {
+        &self.meta
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.env.clock().unix_ms()
+    }
+
+    /// A fresh opaque id (version ids, upload ids): 32 lowercase hex digits.
+    pub(crate) fn new_id(&self) -> String {
+        format!("{:032x}", self.env.random_u128())
+    }
+
+    /// The version id a new write gets in `bucket`.
+    pub(crate) fn version_id_for(&self, bucket: &BucketRecord) -> String {
+        match bucket.versioning {
+            Versioning::Enabled => self.new_id(),
+            Versioning::Unversioned | Versioning::Suspended => {
+                meta_raft::state_machine::NULL_VERSION_ID.to_owned()
+            }
+        }
+    }
+
+    /// Reads a body into the cluster: small bodies inline (≤ `inline_max_bytes`, and only
+    /// when `allow_inline`), larger ones through a `StripeWriter` as they arrive. Hashes
+    /// everything, enforces the size limit, and verifies declared digests (headers and
+    /// trailers) after the last byte — before anything is committed. On any error the
+    /// fragments written so far are deleted (best effort).
+    pub(crate) async fn store_body(
+        &self,
+        body: Option<StreamingBlob>,
+        declared: &Declared,
+        trailers: Option<&s3s::TrailingHeaders>,
+        allow_inline: bool,
+        codec: CodecParams,
+    ) -> S3Result<Stored> {
+        let mut digest = BodyDigest::new(&declared.compute);
+        let mut inline = BytesMut::new();
+        let mut writer = None;
+        let inline_max = if allow_inline {
+            self.cfg.inline_max_bytes as usize
+        } else {
+            0
+        };
+        if let Some(mut body) = body {
+            while let Some(chunk) = body.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        if let Some(w) = writer.take() {
+                            crate::data::StripeWriter::abort(w).await;
+                        }
+                        return Err(error::body(e));
+                    }
+                };
+                digest.update(&chunk);
+                if digest.size() > self.cfg.max_object_bytes {
+                    if let Some(w) = writer.take() {
+                        crate::data::StripeWriter::abort(w).await;
+                    }
+                    return Err(s3(
+                        S3ErrorCode::EntityTooLarge,
+                        "Your proposed upload exceeds the maximum allowed object size.",
+                    ));
+                }
+                let pending = match writer.as_mut() {
+                    Some(w) => Some(w.write(chunk).await),
+                    None => {
+                        inline.extend_from_slice(&chunk);
+                        if inline.len() > inline_max {
+                            let mut w = self.data.writer(codec);
+                            let r = w.write(inline.split().freeze()).await;
+                            writer = Some(w);
+                            Some(r)
+                        } else {
+                            None
+                        }
+                    }
+                };
+                if let Some(Err(e)) = pending {
+                    if let Some(w) = writer.take() {
+                        crate::data::StripeWriter::abort(w).await;
+                    }
+                    return Err(error::data(e));
+                }
+            }
+        }
+        let digest = digest.finish();
+        let trailer_map = trailers.and_then(|t| t.take());
+        if let Err(e) = checksum::verify(declared, trailer_map.as_ref(), &digest) {
+            if let Some(w) = writer.take() {
+                crate::data::StripeWriter::abort(w).await;
+            }
+            return Err(e);
+        }
+        let body = match writer {
+            Some(w) => ObjectBody::Stripes {
+                codec,
+                stripes: w.finish().await.map_err(error::data)?,
+            },
+            None if allow_inline => ObjectBody::Inline(inline.to_vec()),
+            None => {
+                // Parts are always striped; an empty part has no stripes.
+                let mut w = self.data.writer(codec);
+                if !inline.is_empty() {
+                    if let Err(e) = w.write(inline.freeze()).await {
+                        w.abort().await;
+                        return Err(error::data(e));
+                    }
+                }
+                ObjectBody::Stripes {
+                    codec,
+                    stripes: w.finish().await.map_err(error::data)?,
+                }
+            }
+        };
+        Ok(Stored { body, digest })
+    }
+
+    /// Best-effort removal of a body that will not be committed.
+    pub(crate) async fn discard(&self, body: &ObjectBody) {
+        let stripes: Vec<_> = body.stripes().into_iter().cloned().collect();
+        if !stripes.is_empty() {
+            self.data.delete_stripes(&stripes).await;
+        }
+    }
+
+    /// The bytes `range` of `body` as a response body with an exact length.
+    pub(crate) fn read_body(&self, body: &ObjectBody, range: Range<u64>) -> StreamingBlob {
+        let len = range.end.saturating_sub(range.start);
+        StreamingBlob::new(BodyStream {
+            inner: Mutex::new(self.data.read(body, range)),
+            remaining: len,
+        })
+    }
+}
+
+/// A data-plane read as an s3s byte stream of known length.
+struct BodyStream {
+    inner: Mutex<BoxStream<'static, Result<Bytes, DataError>>>,
+    remaining: u64,
+}
+
+impl Stream for BodyStream {
+    type Item = Result<Bytes, s3s::StdError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let inner = match this.inner.get_mut() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        match inner.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                this.remaining = this.remaining.saturating_sub(b.len() as u64);
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(error = %e, "object read failed mid-stream");
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl ByteStream for BodyStream {
+    fn remaining_length(&self) -> RemainingLength {
+        RemainingLength::new_exact(usize::try_from(self.remaining).unwrap_or(usize::MAX))
+    }
+}
+
+/// The access check's findings (always present: the access check runs first).
+pub(crate) fn ctx(ext: &Extensions) -> S3Result<RequestCtx> {
+    ext.get::<RequestCtx>()
+        .cloned()
+        .ok_or_else(|| s3(S3ErrorCode::AccessDenied, "unauthenticated request"))
+}
+
+/// The bucket the request names (checked to exist and be the caller's).
+pub(crate) fn bucket_of(ctx: &RequestCtx) -> S3Result<BucketRecord> {
+    ctx.bucket.clone().ok_or_else(|| {
+        s3(
+            S3ErrorCode::NoSuchBucket,
+            "The specified bucket does not exist",
+        )
+    })
+}
+
+pub(crate) fn timestamp(ms: u64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+fn timestamp_secs(t: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(t.clone()).unix_timestamp()
+}
+
+pub(crate) fn etag(v: &str) -> ETag {
+    ETag::Strong(v.to_owned())
+}
+
+/// The ETag value inside an `If-Match`-style condition, without quotes.
+pub(crate) fn condition_etag(c: &ETagCondition) -> Option<String> {
+    c.as_etag().map(|e| e.value().trim_matches('"').to_owned())
+}
+
+/// `If-None-Match: *` / `If-Match: etag` on a write, as metadata preconditions.
+pub(crate) fn write_preconditions(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> S3Result<Vec<Precondition>> {
+    let mut out = Vec::new();
+    if let Some(c) = if_none_match {
+        if !c.is_any() {
+            return Err(s3(
+                S3ErrorCode::NotImplemented,
+                "If-None-Match on a write supports only *",
+            ));
+        }
+        out.push(Precondition::KeyAbsent);
+    }
+    if let Some(c) = if_match {
+        match condition_etag(c) {
+            Some(e) => out.push(Precondition::CurrentEtagEquals(e)),
+            None => {
+                return Err(s3(
+                    S3ErrorCode::NotImplemented,
+                    "If-Match: * on a write is not supported; name the ETag",
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Read conditions (GET/HEAD, and copy-source conditions): `Err(PreconditionFailed)`,
+/// `Err(NotModified)` or `Ok`. RFC 9110 order: If-Match, else If-Unmodified-Since; then
+/// If-None-Match, else If-Modified-Since.
+pub(crate) fn check_read_conditions(
+    v: &VersionRecord,
+    if_match: Option<&ETagCondition>,
+    if_unmodified_since: Option<&Timestamp>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    not_modified_code: S3ErrorCode,
+) -> S3Result<()> {
+    let matches =
+        |c: &ETagCondition| c.is_any() || condition_etag(c).as_deref() == Some(v.etag.as_str());
+    let modified_s = i64::try_from(v.created_ms / 1000).unwrap_or(i64::MAX);
+    if let Some(c) = if_match {
+        if !matches(c) {
+            return Err(s3(
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+    } else if let Some(t) = if_unmodified_since {
+        if modified_s > timestamp_secs(t) {
+            return Err(s3(
+                S3ErrorCode::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+    }
+    if let Some(c) = if_none_match {
+        if matches(c) {
+            return Err(S3Error::new(not_modified_code));
+        }
+    } else if let Some(t) = if_modified_since {
+        if modified_s <= timestamp_secs(t) {
+            return Err(S3Error::new(not_modified_code));
+        }
+    }
+    Ok(())
+}
+
+/// Stored headers from a request's header fields. `MetadataTooLarge` past 2 KiB of
+/// user metadata.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn object_meta(
+    content_type: Option<String>,
+    cache_control: Option<String>,
+    content_disposition: Option<String>,
+    content_encoding: Option<String>,
+    content_language: Option<String>,
+    expires: Option<String>,
+    metadata: Option<s3s::dto::Metadata>,
+) -> S3Result<ObjectMeta> {
+    let user_metadata: BTreeMap<String, String> = metadata
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    let size: usize = user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > USER_METADATA_MAX_BYTES {
+        return Err(s3(
+            S3ErrorCode::MetadataTooLarge,
+            format!("Your metadata headers exceed the maximum allowed metadata size ({size} > {USER_METADATA_MAX_BYTES} bytes)"),
+        ));
+    }
+    Ok(ObjectMeta {
+        content_type,
+        cache_control,
+        content_disposition,
+        content_encoding,
+        content_language,
+        expires,
+        user_metadata,
+    })
+}
+
+pub(crate) fn user_metadata(meta: &ObjectMeta) -> Option<s3s::dto::Metadata> {
+    if meta.user_metadata.is_empty() {
+        return None;
+    }
+    Some(
+        meta.user_metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// `x-amz-version-id` is returned only by buckets that have had versioning turned on.
+pub(crate) fn visible_version_id(bucket: &BucketRecord, version_id: &str) -> Option<String> {
+    (bucket.versioning != Versioning::Unversioned).then(|| version_id.to_owned())
+}
+
+/// The object's byte range of part `n` (1-based) of a multipart body; a non-multipart
+/// body has exactly one part.
+pub(crate) fn part_range(body: &ObjectBody, size: u64, n: i32) -> S3Result<(Range<u64>, usize)> {
+    let bad = || {
+        let mut e = s3(
+            S3ErrorCode::Custom("InvalidPartNumber".into()),
+            "The requested partnumber is not satisfiable",
+        );
+        e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+        e
+    };
+    let n = usize::try_from(n)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(bad)?;
+    match body {
+        ObjectBody::Multipart { parts, .. } => {
+            let part = parts.get(n - 1).ok_or_else(bad)?;
+            let start: u64 = parts[..n - 1].iter().map(|p| p.size).sum();
+            Ok((start..start + part.size, parts.len()))
+        }
+        _ if n == 1 => Ok((0..size, 1)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+#[path = "gateway_test.rs"]
+mod gateway_test;
