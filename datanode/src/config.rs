@@ -4,6 +4,10 @@
 //! node_id = 1
 //! rack = "rack-a"
 //! listen = "127.0.0.1:7101"
+//! # Optional: register with the metadata plane and heartbeat to it (multi-process
+//! # clusters; without it the node must be registered by other means).
+//! # cluster_id = "prod-1"
+//! # meta = ["127.0.0.1:7201", "127.0.0.1:7202", "127.0.0.1:7203"]
 //!
 //! [[disks]]
 //! id = 0
@@ -35,6 +39,12 @@ pub struct DatanodeConfig {
     pub rack: String,
     pub listen: String,
     pub disks: Vec<DiskConfig>,
+    /// The cluster this node registers with (required with `meta`).
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// Meta node addresses to register and heartbeat with.
+    #[serde(default)]
+    pub meta: Vec<String>,
 }
 
 pub use common::config::ConfigError;
@@ -63,6 +73,22 @@ impl DatanodeConfig {
                 format!("{:?} is not ip:port ({e})", self.listen),
             )
         })?;
+        if !self.meta.is_empty()
+            && self
+                .cluster_id
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+        {
+            return Err(invalid(
+                "cluster_id".into(),
+                "required when `meta` is set".into(),
+            ));
+        }
+        for (i, a) in self.meta.iter().enumerate() {
+            a.parse::<SocketAddr>().map_err(|e| {
+                invalid(format!("meta[{i}]"), format!("{a:?} is not ip:port ({e})"))
+            })?;
+        }
         if self.disks.is_empty() {
             return Err(invalid(
                 "disks".into(),

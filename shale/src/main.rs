@@ -1,6 +1,6 @@
 //! The `shale` binary: thin wiring from command-line arguments and config files to the
 //! library crates. Subcommands arrive with their issues: `dev` (data plane only so far)
-//! `datanode` and `meta` now; `gateway`, `admin`, `durability` and `bench` later.
+//! `datanode`, `meta` and `gateway` now; `durability` and `bench` later.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand};
 use common::env::Env;
 use datanode::{Datanode, DatanodeConfig};
 
+mod admin;
+mod bench;
 mod dev;
+mod register;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,9 +30,19 @@ struct Cli {
 enum Command {
     /// Run a whole local cluster in one process on a local data folder.
     Dev(dev::DevArgs),
+    /// Operator commands: status, access keys, meta membership.
+    Admin(admin::AdminArgs),
+    /// Load generator for any S3 endpoint: PUT/GET at a size and concurrency, verified.
+    Bench(bench::BenchArgs),
     /// Run one meta node (Raft groups of the metadata plane) from a TOML config.
     Meta {
         /// Path to the meta node's TOML config (see meta-raft/src/config.rs).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run one S3 gateway (stateless; talks to meta and data nodes) from a TOML config.
+    Gateway {
+        /// Path to the gateway's TOML config (see gateway/src/config.rs).
         #[arg(long)]
         config: PathBuf,
     },
@@ -42,14 +55,21 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // `dev`, `admin` and `bench` talk to a person: only problems are logged (the whole
+    // cluster shares one terminal, and peers starting up are expected to be unreachable
+    // for a moment). Servers log at info. RUST_LOG overrides both.
+    let default_filter = match cli.command {
+        Command::Dev(_) | Command::Admin(_) | Command::Bench(_) => "error",
+        _ => "info,openraft=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,8 +77,11 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Datanode { config } => run_datanode(config).await,
             Command::Meta { config } => run_meta(config).await,
+            Command::Gateway { config } => run_gateway(config).await,
         }
     })
 }
@@ -80,12 +103,59 @@ async fn run_meta(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_gateway(path: PathBuf) -> anyhow::Result<()> {
+    let cfg = gateway::GatewayConfig::load(&path)?;
+    let addr = cfg.listen_addr().context("listen")?;
+    let env = Env::from_entropy();
+    let meta = meta_raft::client::MetaClient::connect(cfg.meta.clone(), cfg.cluster_id.clone())
+        .await
+        .context("connecting to the metadata plane")?;
+    let data_cfg = gateway::data::DataConfig {
+        stripe_data_bytes: cfg.stripe_data_bytes,
+        ..gateway::data::DataConfig::default()
+    };
+    let topology = Arc::new(gateway::data::MetaTopology::new(meta.clone(), env.fork()));
+    let data = gateway::data::DataPlane::new(env.fork(), data_cfg, topology);
+    let gw = gateway::Gateway::new(env.fork(), meta, data, cfg)
+        .map_err(|e| anyhow::anyhow!("gateway config: {e}"))?;
+    let service = gateway::server::build_service(gw).map_err(|e| anyhow::anyhow!(e))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(%addr, "S3 gateway serving");
+    println!("shale gateway listening on {addr}");
+    gateway::server::serve(env, listener, service, common::env::shutdown_signal())
+        .await
+        .with_context(|| format!("serving S3 on {addr}"))?;
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
 async fn run_datanode(path: PathBuf) -> anyhow::Result<()> {
     let cfg = DatanodeConfig::load(&path)?;
     let addr = cfg.listen_addr()?;
     let env = Env::from_entropy();
-    let node = Datanode::from_config(env, &cfg).context("opening the data node's disks")?;
+    let node = Datanode::from_config(env.fork(), &cfg).context("opening the data node's disks")?;
     let node = Arc::new(node);
+    let _heartbeat = if cfg.meta.is_empty() {
+        None
+    } else {
+        let cluster = cfg.cluster_id.clone().unwrap_or_default();
+        let meta = meta_raft::client::MetaClient::connect(cfg.meta.clone(), cluster)
+            .await
+            .context("connecting to the metadata plane")?;
+        Some(env.spawn(
+            "datanode-heartbeat",
+            register::register_and_heartbeat(
+                env.fork(),
+                meta,
+                Arc::clone(&node),
+                cfg.node_id,
+                cfg.rack.clone(),
+                addr.to_string(),
+            ),
+        ))
+    };
     tracing::info!(node = cfg.node_id, rack = %cfg.rack, %addr, disks = cfg.disks.len(), "data node serving");
     // Print a machine-readable readiness line for scripts and tests.
     println!("shale datanode {} listening on {addr}", cfg.node_id);
