@@ -1,0 +1,55 @@
+//! A simulated S3 gateway: a madsim node running the production `Gateway` (s3s over
+//! hyper `serve_connection` on madsim's TCP), talking to simulated meta and data nodes.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use common::env::Env;
+use gateway::data::{DataConfig, DataPlane, MetaTopology};
+use gateway::GatewayConfig;
+use meta_raft::client::MetaClient;
+
+pub const GATEWAY_PORT: u16 = 9000;
+
+pub struct SimGateway {
+    pub handle: madsim::runtime::NodeHandle,
+    pub addr: SocketAddr,
+}
+
+impl SimGateway {
+    /// Starts a gateway at `ip` for the cluster whose meta nodes are `meta`. It serves
+    /// again after every restart (it is stateless).
+    pub fn start(env: &Env, ip: IpAddr, cluster_id: &str, meta: Vec<String>) -> Self {
+        let addr = SocketAddr::new(ip, GATEWAY_PORT);
+        let node_env = env.fork();
+        let cluster_id = cluster_id.to_owned();
+        let handle = madsim::runtime::Handle::current()
+            .create_node()
+            .name(format!("gateway-{ip}"))
+            .ip(ip)
+            .init(move || {
+                let env = node_env.clone();
+                let cfg = GatewayConfig::new(&cluster_id, &addr.to_string(), meta.clone());
+                async move {
+                    let client = MetaClient::connect(cfg.meta.clone(), cfg.cluster_id.clone())
+                        .await
+                        .expect("meta client");
+                    let topology = Arc::new(MetaTopology::new(client.clone(), env.fork()));
+                    let data_cfg = DataConfig {
+                        stripe_data_bytes: cfg.stripe_data_bytes,
+                        ..DataConfig::default()
+                    };
+                    let data = DataPlane::new(env.fork(), data_cfg, topology);
+                    let gw = gateway::Gateway::new(env.fork(), client, data, cfg)
+                        .expect("gateway config");
+                    let service = gateway::server::build_service(gw).expect("service");
+                    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+                    gateway::server::serve(env, listener, service, std::future::pending())
+                        .await
+                        .expect("serve");
+                }
+            })
+            .build();
+        Self { handle, addr }
+    }
+}
