@@ -31,17 +31,22 @@ step "tests (madsim build)"
 RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim \
   cargo test --workspace --locked $IRV --lib --bins --tests
 
-# The simulated metadata-plane scenarios under several seeds (each seed replays exactly;
+# The simulated metadata-plane and S3 scenarios under several seeds (each seed replays exactly;
 # a failure names the seed: MADSIM_TEST_SEED=N cargo test -p sim --test meta).
 step "simulation seeds (madsim build)"
-for seed in $(seq 1 12); do
-  if ! MADSIM_TEST_SEED=$seed RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim \
-      cargo test -q --locked $IRV -p sim --test meta >/tmp/shale-sim-seed.log 2>&1; then
-    cat /tmp/shale-sim-seed.log
-    echo "simulation failed; replay: MADSIM_TEST_SEED=$seed RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target-madsim cargo test -p sim --test meta"
-    exit 1
-  fi
-  echo "seed $seed ok"
-done
+sim_seeds() { # TEST FIRST LAST
+  local test=$1 seed
+  for seed in $(seq "$2" "$3"); do
+    if ! MADSIM_TEST_SEED=$seed RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR=target-madsim \
+        cargo test -q --locked $IRV -p sim --test "$test" >/tmp/shale-sim-seed.log 2>&1; then
+      cat /tmp/shale-sim-seed.log
+      echo "simulation failed; replay: MADSIM_TEST_SEED=$seed RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target-madsim cargo test $IRV -p sim --test $test"
+      exit 1
+    fi
+    echo "sim $test seed $seed ok"
+  done
+}
+sim_seeds meta 1 12
+sim_seeds gateway 1 6
 
 step "all green"

@@ -2,6 +2,7 @@
 //! network by real clients. One test binary (matklad's advice); one module per area.
 #![cfg(not(madsim))]
 
+mod admin;
 mod datanode;
 mod meta;
 mod s3;

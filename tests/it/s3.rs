@@ -555,3 +555,58 @@ async fn aws_cli_and_boto3_smoke_script() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Wall-clock time through the env seam (clippy bans `SystemTime::now`).
+fn wall_now() -> std::time::SystemTime {
+    common::env::Clock::new().wall()
+}
+
+#[tokio::test]
+async fn expired_presigned_url_and_skewed_clock_are_refused() {
+    let (c, s3) = client().await;
+    let b = new_bucket(&s3, "expiry").await;
+    put(&s3, &b, "k", b"v").await;
+
+    // Signed two hours ago, valid for one: expired.
+    let req = s3
+        .get_object()
+        .bucket(&b)
+        .key("k")
+        .presigned(
+            PresigningConfig::builder()
+                .start_time(wall_now() - Duration::from_secs(7200))
+                .expires_in(Duration::from_secs(3600))
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (status, body) = raw_http("GET", req.uri());
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 403, "expired presigned URL: {body}");
+    assert!(body.contains("<Code>AccessDenied</Code>"), "{body}");
+
+    // A client whose clock is an hour behind (or ahead): RequestTimeTooSkewed. One
+    // attempt only: the SDK corrects its clock from the response on a retry.
+    for offset in [-3600i64, 3600] {
+        let when = if offset < 0 {
+            wall_now() - Duration::from_secs(3600)
+        } else {
+            wall_now() + Duration::from_secs(3600)
+        };
+        let conf = c
+            .s3()
+            .config()
+            .to_builder()
+            .time_source(aws_smithy_async::time::StaticTimeSource::new(when))
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        let skewed = Client::from_conf(conf);
+        assert_s3_error(
+            skewed.list_buckets().send().await,
+            403,
+            "RequestTimeTooSkewed",
+            &format!("clock off by {offset} s"),
+        );
+    }
+}
