@@ -170,6 +170,30 @@ impl S3Conn {
         body: Bytes,
         headers: &[(&str, &str)],
     ) -> Result<S3Reply, String> {
+        let (status, headers, incoming) = self
+            .send_streaming(method, path_and_query, body, headers)
+            .await?;
+        let body = incoming
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
+        Ok(S3Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends a signed request and returns the answer's status and headers with its body
+    /// still streaming (read it to the end before the next request on this connection).
+    pub async fn send_streaming(
+        &mut self,
+        method: &str,
+        path_and_query: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, HeaderMap, hyper::body::Incoming), String> {
         let (auth, signed) = self
             .client
             .sign(method, path_and_query, body.len(), headers)?;
@@ -192,19 +216,8 @@ impl S3Conn {
             .send_request(req)
             .await
             .map_err(|e| format!("send: {e}"))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok(S3Reply {
-            status,
-            headers,
-            body,
-        })
+        let (parts, incoming) = resp.into_parts();
+        Ok((parts.status, parts.headers, incoming))
     }
 }
 
