@@ -288,8 +288,61 @@ where
 
     /// Removes node `id` from `group`'s voters (and from the group). Runs on the leader;
     /// removing a node that is not a voter changes nothing.
+    ///
+    /// A leader asked to remove itself first hands leadership to the most up-to-date
+    /// other voter and answers `NotLeader` naming it, so the caller retries there: a
+    /// leader never proposes its own removal. (openraft 0.10.0-alpha.37 lets a leader
+    /// whose uncommitted membership excludes it keep appending entries, and debug builds
+    /// trip an assertion on the next membership entry; a transfer first also avoids the
+    /// window where the group's leader is not a voter.)
     pub async fn remove_voter(&self, group: GroupId, id: u64) -> Result<(), GroupHostError> {
         let raft = self.raft(group)?;
+        let metrics = openraft::rt::WatchReceiver::borrow_watched(&raft.metrics()).clone();
+        if id == self.node_id && metrics.current_leader == Some(self.node_id) {
+            let matched = |n: &u64| {
+                metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(n).cloned().flatten())
+                    .map(|l| l.index)
+            };
+            let to = metrics
+                .membership_config
+                .membership()
+                .voter_ids()
+                .filter(|n| *n != self.node_id)
+                .max_by_key(|n| (matched(n), std::cmp::Reverse(*n)));
+            let Some(to) = to else {
+                return Err(GroupHostError::MembershipRefused {
+                    group,
+                    busy: false,
+                    message: "cannot remove the only voter".into(),
+                });
+            };
+            raft.trigger()
+                .transfer_leader(to)
+                .await
+                .map_err(|e| GroupHostError::Raft {
+                    group,
+                    message: e.to_string(),
+                })?;
+            let me = self.node_id;
+            let moved = raft
+                .wait(Some(std::time::Duration::from_secs(5)))
+                .metrics(
+                    |m| m.current_leader.is_some_and(|l| l != me),
+                    "leadership moved away",
+                )
+                .await;
+            let leader = moved.ok().and_then(|m| m.current_leader);
+            let leader_node =
+                leader.and_then(|l| metrics.membership_config.membership().get_node(&l).cloned());
+            return Err(GroupHostError::NotLeader {
+                group,
+                leader,
+                leader_node,
+            });
+        }
         raft.change_membership(
             openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id])),
             false,
