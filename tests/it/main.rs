@@ -3,6 +3,7 @@
 #![cfg(not(madsim))]
 
 mod admin;
+mod bench;
 mod datanode;
 mod meta;
 mod s3;
