@@ -205,8 +205,14 @@ fn create(disk: &Arc<dyn Disk>, path: &str) -> Result<Database, RedbDiskError> {
     Ok(db)
 }
 
+/// redb's page cache per database. redb's default is 1 GiB per database, and a meta
+/// node opens several (one per hosted group), so a busy node's memory would grow toward
+/// gigabytes; metadata pages are small and the OS page cache keeps the file warm.
+pub const CACHE_BYTES: usize = 16 << 20;
+
 fn build(file: Arc<dyn DiskFile>, path: &str) -> Result<Database, RedbDiskError> {
     Builder::new()
+        .set_cache_size(CACHE_BYTES)
         .create_with_backend(DiskBackend::new(file, path))
         .map_err(|source| RedbDiskError::DatabaseOpen {
             path: path.to_string(),

@@ -14,7 +14,7 @@
 use std::fmt::Debug;
 use std::io;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt};
 use openraft::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
@@ -51,20 +51,15 @@ struct SnapshotImage {
     tables: Vec<(String, TableRows)>,
 }
 
-/// The last snapshot built or installed (shared with the snapshot builder).
-type CurrentSnapshot<C> = Arc<Mutex<Option<SnapshotOf<C, Vec<u8>>>>>;
-
 pub struct RedbStateMachine<C: RaftTypeConfig, L> {
     db: Arc<Database>,
-    current: CurrentSnapshot<C>,
-    _l: PhantomData<fn() -> L>,
+    _l: PhantomData<fn() -> (C, L)>,
 }
 
 impl<C: RaftTypeConfig, L> Clone for RedbStateMachine<C, L> {
     fn clone(&self) -> Self {
         Self {
             db: Arc::clone(&self.db),
-            current: Arc::clone(&self.current),
             _l: PhantomData,
         }
     }
@@ -91,7 +86,6 @@ where
         txn.commit().map_err(|e| io_err("commit", e))?;
         Ok(Self {
             db,
-            current: Arc::new(Mutex::new(None)),
             _l: PhantomData,
         })
     }
@@ -103,6 +97,12 @@ where
 
     fn applied(db: &Database) -> io::Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>)> {
         let txn = db.begin_read().map_err(|e| io_err("begin read", e))?;
+        Self::applied_in(&txn)
+    }
+
+    fn applied_in(
+        txn: &redb::ReadTransaction,
+    ) -> io::Result<(Option<LogIdOf<C>>, StoredMembershipOf<C>)> {
         let meta = txn
             .open_table(SM_META)
             .map_err(|e| io_err("open sm meta", e))?;
@@ -117,8 +117,25 @@ where
         Ok((applied, membership))
     }
 
-    fn image(db: &Database) -> io::Result<Vec<u8>> {
+    /// A snapshot of the state machine as it is now: applied log id, membership and
+    /// every table, all from one read transaction. Snapshots are not kept in memory
+    /// between uses (an image is as large as the group's metadata, and every replica of
+    /// every group would hold one): `get_current_snapshot` builds a fresh one from redb,
+    /// which is durable and already holds everything up to the applied log id.
+    fn snapshot_now(db: &Database) -> io::Result<SnapshotOf<C, Vec<u8>>> {
         let txn = db.begin_read().map_err(|e| io_err("begin read", e))?;
+        let (applied, membership) = Self::applied_in(&txn)?;
+        let image = Self::image_in(&txn)?;
+        Ok(SnapshotOf::<C, Vec<u8>> {
+            meta: SnapshotMetaOf::<C> {
+                last_log_id: applied,
+                last_membership: membership,
+            },
+            snapshot: image,
+        })
+    }
+
+    fn image_in(txn: &redb::ReadTransaction) -> io::Result<Vec<u8>> {
         let mut names: Vec<String> = txn
             .list_tables()
             .map_err(|e| io_err("list tables", e))?
@@ -177,27 +194,27 @@ where
 {
     type SnapshotData = Vec<u8>;
 
+    /// Building a snapshot only records how far the durable state machine reaches (its
+    /// applied log id and membership, read in one transaction: openraft builds
+    /// concurrently with apply), so openraft may purge the log up to there. The image is
+    /// not materialised here — openraft uses only the meta of a built snapshot — but by
+    /// `get_current_snapshot`, when a lagging follower needs it. Log compaction therefore
+    /// costs O(1) memory instead of a copy of the group's whole metadata every few
+    /// thousand commands.
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<C, Vec<u8>>, io::Error> {
         let db = Arc::clone(&self.db);
-        let (applied, membership, image) = blocking(move || {
-            // One read transaction would be ideal; applied state and image are read from
-            // two, but apply never runs concurrently with building (openraft serialises
-            // state machine calls), so they agree.
-            let (applied, membership) = Self::applied(&db)?;
-            let image = Self::image(&db)?;
-            Ok((applied, membership, image))
+        blocking(move || {
+            let txn = db.begin_read().map_err(|e| io_err("begin read", e))?;
+            let (applied, membership) = Self::applied_in(&txn)?;
+            Ok(SnapshotOf::<C, Vec<u8>> {
+                meta: SnapshotMetaOf::<C> {
+                    last_log_id: applied,
+                    last_membership: membership,
+                },
+                snapshot: Vec::new(),
+            })
         })
-        .await?;
-        let meta = SnapshotMetaOf::<C> {
-            last_log_id: applied,
-            last_membership: membership,
-        };
-        let snap = SnapshotOf::<C, Vec<u8>> {
-            meta,
-            snapshot: image,
-        };
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(snap.clone());
-        Ok(snap)
+        .await
     }
 }
 
@@ -276,7 +293,7 @@ where
         snapshot: Vec<u8>,
     ) -> Result<(), io::Error> {
         let db = Arc::clone(&self.db);
-        let image = snapshot.clone();
+        let image = snapshot;
         let applied = meta.last_log_id.clone();
         let membership = meta.last_membership.clone();
         blocking(move || {
@@ -294,18 +311,12 @@ where
             txn.commit().map_err(|e| io_err("commit", e))
         })
         .await?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(SnapshotOf::<C, Vec<u8>> {
-            meta: meta.clone(),
-            snapshot,
-        });
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<C, Vec<u8>>>, io::Error> {
-        Ok(self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone())
+        let db = Arc::clone(&self.db);
+        let snap = blocking(move || Self::snapshot_now(&db)).await?;
+        Ok(snap.meta.last_log_id.is_some().then_some(snap))
     }
 }
