@@ -320,6 +320,10 @@ async fn an_honest_server_gives_clean_reports() {
     assert_eq!(put.bytes, get.bytes, "GET read what PUT wrote");
     assert!(put.bytes >= 40 * 1024);
     assert_eq!(get.latencies_us.len(), 40);
+    assert_eq!(
+        get.misses, 0,
+        "the PUT phase wrote every key of the key space"
+    );
 }
 
 #[tokio::test]

@@ -380,6 +380,20 @@ async fn phase(
                         }
                     }
                 }
+                // A count without a duration is split evenly by key ownership, so a
+                // PUT phase over a key space of `count` keys writes every key once
+                // (work stealing would let fast workers overwrite while slow ones leave
+                // keys unwritten).
+                Plan::Each(op) if limit.deadline.is_none() && limit.count.is_some() => {
+                    let count = limit.count.unwrap_or(0);
+                    let workers = w.shared().workers as u64;
+                    let id = w.id as u64;
+                    let quota = count / workers + u64::from(id < count % workers);
+                    for _ in 0..quota {
+                        let Some(k) = w.next_key() else { break };
+                        w.run(name, op, k).await;
+                    }
+                }
                 Plan::Each(op) => {
                     while limit.take(&wenv) {
                         let Some(k) = w.next_key() else { break };
