@@ -23,10 +23,24 @@ impl SimDatanode {
         let disks: Vec<Arc<SimDisk>> = (0..disk_count)
             .map(|_| SimDisk::new(env.random_u64(), SimDiskFaults::default()))
             .collect();
+        let served = disks.iter().map(|d| d.clone() as Arc<dyn Disk>).collect();
+        Self::start_on(env, id, rack, ip, disks, served)
+    }
+
+    /// Like `start`, on given disks: `disks` are crashed on power loss, `served` (the
+    /// same disks, possibly wrapped, e.g. by a planted bug) are what the node uses.
+    pub fn start_on(
+        env: &Env,
+        id: NodeId,
+        rack: &str,
+        ip: IpAddr,
+        disks: Vec<Arc<SimDisk>>,
+        served: Vec<Arc<dyn Disk>>,
+    ) -> Self {
         let addr = SocketAddr::new(ip, DATANODE_PORT);
         let node_env = env.fork();
         let rack = RackId(rack.to_string());
-        let init_disks = disks.clone();
+        let init_disks = served;
         let handle = madsim::runtime::Handle::current()
             .create_node()
             .name(format!("datanode-{id}"))
@@ -37,10 +51,7 @@ impl SimDatanode {
                 let disks: Vec<(DiskId, Arc<dyn Disk>, StoreConfig)> = init_disks
                     .iter()
                     .enumerate()
-                    .map(|(i, d)| {
-                        let disk: Arc<dyn Disk> = d.clone();
-                        (DiskId(i as u32), disk, StoreConfig::default())
-                    })
+                    .map(|(i, d)| (DiskId(i as u32), Arc::clone(d), StoreConfig::default()))
                     .collect();
                 async move {
                     let node = Datanode::open(env, id, rack, disks).expect("stores open");
@@ -60,11 +71,20 @@ impl SimDatanode {
     /// Power loss: kill the process, crash its disks (unsynced writes lost or torn),
     /// start it again.
     pub fn crash_restart(&self) {
-        let rt = madsim::runtime::Handle::current();
-        rt.kill(self.handle.id());
+        self.kill();
+        self.restart();
+    }
+
+    /// Power loss without the restart: the process dies, its disks drop unsynced writes.
+    pub fn kill(&self) {
+        madsim::runtime::Handle::current().kill(self.handle.id());
         for d in &self.disks {
             d.crash();
         }
-        rt.restart(self.handle.id());
+    }
+
+    /// Starts the process again (after `kill`).
+    pub fn restart(&self) {
+        madsim::runtime::Handle::current().restart(self.handle.id());
     }
 }

@@ -14,6 +14,9 @@ pub const GATEWAY_PORT: u16 = 9000;
 pub struct SimGateway {
     pub handle: madsim::runtime::NodeHandle,
     pub addr: SocketAddr,
+    /// The node's environment; its clock is the one the gateway dates requests
+    /// against, so `skew` moves it.
+    pub env: Env,
 }
 
 impl SimGateway {
@@ -22,6 +25,7 @@ impl SimGateway {
     pub fn start(env: &Env, ip: IpAddr, cluster_id: &str, meta: Vec<String>) -> Self {
         let addr = SocketAddr::new(ip, GATEWAY_PORT);
         let node_env = env.fork();
+        let gw_env = node_env.clone();
         let cluster_id = cluster_id.to_owned();
         let handle = madsim::runtime::Handle::current()
             .create_node()
@@ -40,7 +44,8 @@ impl SimGateway {
                         ..DataConfig::default()
                     };
                     let data = DataPlane::new(env.fork(), data_cfg, topology);
-                    let gw = gateway::Gateway::new(env.fork(), client, data, cfg)
+                    // A clone, not a fork: the gateway shares this node's clock (skew).
+                    let gw = gateway::Gateway::new(env.clone(), client, data, cfg)
                         .expect("gateway config");
                     let service = gateway::server::build_service(gw).expect("service");
                     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
@@ -50,6 +55,26 @@ impl SimGateway {
                 }
             })
             .build();
-        Self { handle, addr }
+        Self {
+            handle,
+            addr,
+            env: gw_env,
+        }
+    }
+
+    /// Sets this gateway's wall-clock offset (positive: ahead), in milliseconds.
+    pub fn skew(&self, offset_ms: i64) {
+        self.env.clock().set_wall_offset(
+            std::time::Duration::from_millis(offset_ms.unsigned_abs()),
+            offset_ms >= 0,
+        );
+    }
+
+    pub fn kill(&self) {
+        madsim::runtime::Handle::current().kill(self.handle.id());
+    }
+
+    pub fn restart(&self) {
+        madsim::runtime::Handle::current().restart(self.handle.id());
     }
 }

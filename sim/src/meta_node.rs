@@ -42,10 +42,17 @@ pub fn meta_config(id: u64, ips: &[IpAddr], object_groups: u32) -> MetaConfig {
 impl SimMetaNode {
     pub fn start(config: MetaConfig, disk_seed: u64) -> Self {
         let disk = SimDisk::new(disk_seed, SimDiskFaults::default());
+        let served: Arc<dyn Disk> = disk.clone();
+        Self::start_on(config, disk, served)
+    }
+
+    /// Like `start`, on a given disk: `disk` is crashed on power loss, `served` (the
+    /// same disk, possibly wrapped, e.g. by a planted bug) is what the node uses.
+    pub fn start_on(config: MetaConfig, disk: Arc<SimDisk>, served: Arc<dyn Disk>) -> Self {
         let addr: SocketAddr = config.listen.parse().expect("sim listen address");
         let running: Arc<Mutex<Option<Arc<MetaNode>>>> = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&running);
-        let init_disk = Arc::clone(&disk);
+        let init_disk = served;
         let id = config.node_id;
         let handle = madsim::runtime::Handle::current()
             .create_node()
@@ -98,10 +105,19 @@ impl SimMetaNode {
 
     /// Power loss: kill, crash the disk (unsynced writes lost or torn), restart.
     pub fn crash_restart(&self) {
-        let rt = madsim::runtime::Handle::current();
+        self.kill();
+        self.restart();
+    }
+
+    /// Power loss without the restart: the process dies, its disk drops unsynced writes.
+    pub fn kill(&self) {
         *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        rt.kill(self.handle.id());
+        madsim::runtime::Handle::current().kill(self.handle.id());
         self.disk.crash();
-        rt.restart(self.handle.id());
+    }
+
+    /// Starts the process again (after `kill`).
+    pub fn restart(&self) {
+        madsim::runtime::Handle::current().restart(self.handle.id());
     }
 }

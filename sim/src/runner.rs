@@ -1,0 +1,267 @@
+//! Runs one scenario for one seed inside a fresh madsim runtime: builds the cluster,
+//! starts the clients, plays the fault schedule during the safety phase, heals
+//! everything, lets the cluster recover, runs the liveness phase, makes the final reads
+//! and hands the history to the checkers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::env::Env;
+
+use crate::checker::Violations;
+use crate::cluster::SimCluster;
+use crate::history::{Fnv, History};
+use crate::scenario::{FaultAction, NodeRef, Plan, Scenario};
+use crate::workload::{final_reads, Client, Recorder, Timeline};
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct RunReport {
+    pub scenario: String,
+    pub seed: u64,
+    pub plan: Plan,
+    pub history: History,
+    /// What the fault driver did, with simulated times.
+    pub fault_log: Vec<String>,
+    pub violations: Violations,
+    /// FNV-1a of the history and the fault log: equal for two runs of one seed.
+    pub trace_hash: u64,
+    /// Simulated seconds from the first request to the last final read.
+    pub sim_secs: f64,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// One line: the run's outcome.
+    pub fn summary(&self) -> String {
+        let c = self.history.counts();
+        format!(
+            "{} scenario={} seed={} ops={} ok={} failed={} unknown={} faults={} sim={:.1}s trace={:016x} {}",
+            if self.passed() { "PASS" } else { "FAIL" },
+            self.scenario,
+            self.seed,
+            c.total,
+            c.ok,
+            c.failed,
+            c.unknown,
+            self.plan.schedule.len(),
+            self.sim_secs,
+            self.trace_hash,
+            self.violations.summary()
+        )
+    }
+
+    /// Drawn parameters, fault log, violations (with the ops they name), summary.
+    pub fn details(&self) -> String {
+        let mut s = String::new();
+        for l in self.plan.lines() {
+            let _ = writeln!(s, "{l}");
+        }
+        for l in &self.fault_log {
+            let _ = writeln!(s, "{l}");
+        }
+        for l in self.violations.lines() {
+            let _ = writeln!(s, "VIOLATION {l}");
+        }
+        let _ = writeln!(s, "{}", self.summary());
+        s
+    }
+}
+
+/// Runs `scenario` with `seed` in a new simulated world.
+pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
+    let plan = scenario.plan(seed);
+    let w = &scenario.workload;
+    let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+    // A hung run fails instead of spinning forever.
+    let limit = w.safety_secs + w.recovery_secs + w.liveness_secs + 600.0;
+    rt.set_time_limit(Duration::from_secs_f64(limit));
+    let sc = scenario.clone();
+    let p = plan.clone();
+    let (history, fault_log, sim_secs) = rt.block_on(async move { drive(&sc, &p).await });
+    let violations = Violations::check(&history);
+    let mut h = Fnv::new();
+    h.write(&history.trace_hash().to_le_bytes());
+    for l in &fault_log {
+        h.write(l.as_bytes());
+    }
+    RunReport {
+        scenario: scenario.name.clone(),
+        seed,
+        plan,
+        history,
+        fault_log,
+        violations,
+        trace_hash: h.finish(),
+        sim_secs,
+    }
+}
+
+/// Nodes a fault took down or cut off, to undo at its end.
+enum Undo {
+    Restore(Vec<NodeRef>),
+    Unclog(Vec<NodeRef>),
+    Heal(Vec<NodeRef>, Vec<NodeRef>),
+    Unskew(usize),
+    Nothing,
+}
+
+async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, f64) {
+    let env = Env::seeded(plan.seed);
+    let mut cluster = SimCluster::start(&env, &sc.cluster, sc.planted);
+    if let Err(e) = cluster.bootstrap().await {
+        panic!(
+            "scenario {} seed {}: bootstrap failed: {e}",
+            sc.name, plan.seed
+        );
+    }
+    if sc.planted.is_some() {
+        cluster.set_lying(true);
+    }
+    let w = &sc.workload;
+    let clock = env.clock().clone();
+    let origin = clock.now();
+    let safety_end = origin + Duration::from_secs_f64(w.safety_secs);
+    let liveness_start = safety_end + Duration::from_secs_f64(w.recovery_secs);
+    let timeline = Timeline {
+        origin,
+        safety_end,
+        liveness_start,
+        liveness_end: liveness_start + Duration::from_secs_f64(w.liveness_secs),
+    };
+    let recorder: Recorder = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..sc.cluster.clients)
+        .map(|i| {
+            let cenv = env.fork();
+            let client = Client {
+                id: i as u32,
+                s3: (0..sc.cluster.gateways)
+                    .map(|g| cluster.s3_client(g, &cenv))
+                    .collect(),
+                env: cenv,
+                workload: w.clone(),
+                timeline,
+                recorder: Arc::clone(&recorder),
+            };
+            cluster.clients[i].spawn(client.run())
+        })
+        .collect();
+
+    // The fault schedule: (time, is_end, event index), starts before ends at one instant.
+    let mut actions: Vec<(u64, bool, usize)> = Vec::new();
+    for (i, e) in plan.schedule.iter().enumerate() {
+        actions.push((e.at_ms, false, i));
+        actions.push((e.at_ms + e.dur_ms, true, i));
+    }
+    actions.sort();
+    let mut undo: BTreeMap<usize, Undo> = BTreeMap::new();
+    let mut log = Vec::new();
+    for (t, is_end, i) in actions {
+        clock.sleep_until(origin + Duration::from_millis(t)).await;
+        let e = &plan.schedule[i];
+        let stamp = format!("{:.3}s", t as f64 / 1000.0);
+        if is_end {
+            match undo.remove(&i).unwrap_or(Undo::Nothing) {
+                Undo::Restore(ns) => ns.into_iter().for_each(|n| cluster.power_restore(n)),
+                Undo::Unclog(ns) => ns.into_iter().for_each(|n| cluster.unclog(n)),
+                Undo::Heal(a, b) => cluster.heal_partition(&a, &b),
+                Undo::Unskew(g) => cluster.skew_gateway(g, 0),
+                Undo::Nothing => {}
+            }
+            log.push(format!("t={stamp} end: {}", e.action));
+            continue;
+        }
+        let (u, note) = start_fault(&mut cluster, &e.action).await;
+        undo.insert(i, u);
+        log.push(format!("t={stamp} start: {}{note}", e.action));
+    }
+    clock.sleep_until(safety_end).await;
+    cluster.heal_all();
+    cluster.set_lying(false);
+    log.push(format!("t={:.3}s healed", w.safety_secs));
+    for c in clients {
+        let _ = c.await;
+    }
+    let fenv = env.fork();
+    let s3: Vec<_> = (0..sc.cluster.gateways)
+        .map(|g| cluster.s3_client(g, &fenv))
+        .collect();
+    let keys = w.keys;
+    let bound = Duration::from_secs_f64(w.liveness_timeout_secs);
+    let rec = Arc::clone(&recorder);
+    let _ = cluster.clients[0]
+        .spawn(async move { final_reads(&s3, keys, &timeline, &rec, bound).await })
+        .await;
+    let sim_secs = clock.now().duration_since(origin).as_secs_f64();
+    let ops = std::mem::take(&mut *recorder.lock().unwrap_or_else(|e| e.into_inner()));
+    (History::from_ops(ops), log, sim_secs)
+}
+
+async fn start_fault(cluster: &mut SimCluster, action: &FaultAction) -> (Undo, String) {
+    match action {
+        FaultAction::Crash(n) | FaultAction::Kill(n) => {
+            cluster.power_loss(*n);
+            (Undo::Restore(vec![*n]), String::new())
+        }
+        FaultAction::RackLoss(r) => {
+            cluster.kill_rack(*r);
+            (Undo::Restore(cluster.rack(*r)), String::new())
+        }
+        FaultAction::RackCutoff(r) => {
+            let nodes = cluster.rack(*r);
+            for n in &nodes {
+                cluster.clog(*n);
+            }
+            (Undo::Unclog(nodes), String::new())
+        }
+        FaultAction::IsolateLeader(g) => match cluster.meta_leader(*g).await {
+            Some(i) => {
+                cluster.clog(NodeRef::Meta(i));
+                (
+                    Undo::Unclog(vec![NodeRef::Meta(i)]),
+                    format!(" (meta-{})", i + 1),
+                )
+            }
+            None => (Undo::Nothing, " (no leader)".into()),
+        },
+        FaultAction::Partition(a, b) => {
+            cluster.partition(a, b);
+            (Undo::Heal(a.clone(), b.clone()), String::new())
+        }
+        FaultAction::Clog(n) => {
+            cluster.clog(*n);
+            (Undo::Unclog(vec![*n]), String::new())
+        }
+        FaultAction::Skew(g, ms) => {
+            cluster.skew_gateway(*g, *ms);
+            (Undo::Unskew(*g), String::new())
+        }
+        FaultAction::MassCrashMeta => {
+            let ns: Vec<NodeRef> = (0..cluster.metas.len()).map(NodeRef::Meta).collect();
+            ns.iter().for_each(|n| cluster.power_loss(*n));
+            (Undo::Restore(ns), String::new())
+        }
+        FaultAction::MassCrashData => {
+            let ns: Vec<NodeRef> = (0..cluster.datanodes.len()).map(NodeRef::Data).collect();
+            ns.iter().for_each(|n| cluster.power_loss(*n));
+            (Undo::Restore(ns), String::new())
+        }
+    }
+}
+
+/// Loads a scenario by name, or from `sim/scenarios/planted/NAME.toml`.
+pub fn load(name: &str) -> Result<Scenario, crate::scenario::ScenarioError> {
+    let planted = crate::scenario::scenario_dir()
+        .join("planted")
+        .join(format!("{name}.toml"));
+    if planted.exists() {
+        Scenario::load_path(&planted)
+    } else {
+        Scenario::load(name)
+    }
+}

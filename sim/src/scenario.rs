@@ -1,0 +1,521 @@
+//! Scenarios as files (`sim/scenarios/NAME.toml`): the cluster's shape, a workload over
+//! a small key space (so writes collide) and a fault schedule. A seed turns a scenario
+//! into one concrete run: which fault kinds are on, when each fault starts, what it hits
+//! and for how long are all drawn from it (TigerBeetle VOPR style) and printed.
+//!
+//! A run has two phases: *safety* (faults on; only safety is checked) and *liveness*
+//! (every fault healed, then, after `recovery_secs`, every request must succeed within
+//! `liveness_timeout_secs`). Final reads after quiescence close the run.
+//!
+//! ```toml
+//! name = "crash-restart"
+//! [cluster]
+//! meta_nodes = 3          # 3 or 5
+//! data_nodes = 16         # >= 12
+//! racks = 4               # >= 4
+//! gateways = 2            # 1 or 2
+//! clients = 4
+//! [workload]
+//! keys = 5
+//! safety_secs = 20.0
+//! mix = { put = 30, put_if_absent = 10, get = 30, head = 10, delete = 10, list = 10 }
+//! [[faults]]
+//! kind = "datanode-crash"
+//! probability = 0.9       # chance the kind is on for a seed
+//! every_secs = [1.0, 4.0] # gap before the next fault of this kind
+//! duration_secs = [0.5, 3.0]
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use common::env::Rng;
+use serde::Deserialize;
+
+use crate::planted::Planted;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub cluster: ClusterShape,
+    pub workload: Workload,
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+    /// A planted bug (tests of the checkers only).
+    #[serde(default)]
+    pub planted: Option<Planted>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterShape {
+    pub meta_nodes: usize,
+    pub data_nodes: usize,
+    pub racks: usize,
+    pub gateways: usize,
+    pub clients: usize,
+    #[serde(default = "default_object_groups")]
+    pub object_groups: u32,
+}
+
+fn default_object_groups() -> u32 {
+    2
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Keys `k0..k{keys-1}` in one bucket.
+    pub keys: usize,
+    pub safety_secs: f64,
+    #[serde(default = "default_recovery")]
+    pub recovery_secs: f64,
+    #[serde(default = "default_liveness")]
+    pub liveness_secs: f64,
+    /// Bound on one request in the safety phase; past it the request is "unknown".
+    #[serde(default = "default_op_timeout")]
+    pub op_timeout_secs: f64,
+    /// Bound on one request in the liveness phase and the final reads.
+    #[serde(default = "default_liveness_timeout")]
+    pub liveness_timeout_secs: f64,
+    /// Pause between a client's requests, drawn per request (milliseconds).
+    #[serde(default = "default_think")]
+    pub think_ms: [u64; 2],
+    /// Body sizes, drawn per PUT; above 4 KiB a body is erasure coded, below it is
+    /// stored inline in the metadata.
+    #[serde(default = "default_body")]
+    pub body_bytes: [usize; 2],
+    pub mix: Mix,
+}
+
+fn default_recovery() -> f64 {
+    10.0
+}
+fn default_liveness() -> f64 {
+    5.0
+}
+fn default_op_timeout() -> f64 {
+    8.0
+}
+fn default_liveness_timeout() -> f64 {
+    10.0
+}
+fn default_think() -> [u64; 2] {
+    [0, 200]
+}
+fn default_body() -> [usize; 2] {
+    [100, 6000]
+}
+
+/// Relative weights of the request kinds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mix {
+    #[serde(default)]
+    pub put: u32,
+    #[serde(default)]
+    pub put_if_absent: u32,
+    #[serde(default)]
+    pub get: u32,
+    #[serde(default)]
+    pub head: u32,
+    #[serde(default)]
+    pub delete: u32,
+    #[serde(default)]
+    pub list: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Power loss of one data node (unsynced writes lost or torn), restarted later.
+    DatanodeCrash,
+    /// Power loss of one meta node, restarted later.
+    MetaCrash,
+    /// A gateway process killed, restarted later.
+    GatewayCrash,
+    /// Every data node of one rack loses power, returns later.
+    RackLoss,
+    /// Every node of one rack cut off the network (clogged), returns later.
+    RackCutoff,
+    /// The leader of a random group (root or object) cut off the network.
+    LeaderIsolation,
+    /// A symmetric partition: a minority of meta nodes (and some data nodes and
+    /// gateways) cannot talk to the rest.
+    Partition,
+    /// One random server node cut off the network.
+    NodeClog,
+    /// A gateway's wall clock skewed by up to `max_skew_secs` either way.
+    ClockSkew,
+    /// Every node of `target` ("meta" or "data") loses power at once.
+    MassCrash,
+}
+
+impl FaultKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::DatanodeCrash => "datanode-crash",
+            FaultKind::MetaCrash => "meta-crash",
+            FaultKind::GatewayCrash => "gateway-crash",
+            FaultKind::RackLoss => "rack-loss",
+            FaultKind::RackCutoff => "rack-cutoff",
+            FaultKind::LeaderIsolation => "leader-isolation",
+            FaultKind::Partition => "partition",
+            FaultKind::NodeClog => "node-clog",
+            FaultKind::ClockSkew => "clock-skew",
+            FaultKind::MassCrash => "mass-crash",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub kind: FaultKind,
+    /// Chance that this kind is on for a given seed.
+    #[serde(default = "one")]
+    pub probability: f64,
+    /// Gap before each fault of this kind, drawn uniformly (seconds).
+    pub every_secs: [f64; 2],
+    /// How long each fault lasts, drawn uniformly (seconds).
+    pub duration_secs: [f64; 2],
+    /// `clock-skew`: the largest offset.
+    #[serde(default)]
+    pub max_skew_secs: Option<f64>,
+    /// `mass-crash`: "meta" or "data".
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Which server node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeRef {
+    Meta(usize),
+    Data(usize),
+    Gateway(usize),
+}
+
+impl fmt::Display for NodeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeRef::Meta(i) => write!(f, "meta-{}", i + 1),
+            NodeRef::Data(i) => write!(f, "data-{}", i + 1),
+            NodeRef::Gateway(i) => write!(f, "gateway-{}", i + 1),
+        }
+    }
+}
+
+/// What one fault does, fully drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    Crash(NodeRef),
+    Kill(NodeRef),
+    RackLoss(usize),
+    RackCutoff(usize),
+    /// The leader of this group at the time the fault starts.
+    IsolateLeader(u64),
+    /// Links between the two sides clogged both ways.
+    Partition(Vec<NodeRef>, Vec<NodeRef>),
+    Clog(NodeRef),
+    /// Gateway index and offset in milliseconds.
+    Skew(usize, i64),
+    MassCrashMeta,
+    MassCrashData,
+}
+
+impl fmt::Display for FaultAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultAction::Crash(n) => write!(f, "power loss of {n}"),
+            FaultAction::Kill(n) => write!(f, "kill {n}"),
+            FaultAction::RackLoss(r) => write!(f, "power loss of rack-{r}"),
+            FaultAction::RackCutoff(r) => write!(f, "rack-{r} cut off"),
+            FaultAction::IsolateLeader(g) => write!(f, "isolate the leader of group {g}"),
+            FaultAction::Partition(a, b) => {
+                let names = |v: &[NodeRef]| {
+                    v.iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                write!(f, "partition {{{}}} | {{{}}}", names(a), names(b))
+            }
+            FaultAction::Clog(n) => write!(f, "clog {n}"),
+            FaultAction::Skew(g, ms) => write!(f, "skew gateway-{} by {ms} ms", g + 1),
+            FaultAction::MassCrashMeta => write!(f, "power loss of every meta node"),
+            FaultAction::MassCrashData => write!(f, "power loss of every data node"),
+        }
+    }
+}
+
+/// One scheduled fault: starts at `at_ms`, healed at `at_ms + dur_ms` (simulated time
+/// since the safety phase began).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultEvent {
+    pub at_ms: u64,
+    pub dur_ms: u64,
+    pub kind: FaultKind,
+    pub action: FaultAction,
+}
+
+/// A scenario made concrete by a seed.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub seed: u64,
+    /// Every parameter drawn, as `name=value`, in drawing order.
+    pub params: Vec<(String, String)>,
+    pub schedule: Vec<FaultEvent>,
+}
+
+impl Plan {
+    /// Human-readable lines: every drawn parameter, then the fault schedule.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| format!("param {k}={v}"))
+            .collect();
+        for e in &self.schedule {
+            out.push(format!(
+                "fault at {:.3}s for {:.3}s: {} ({})",
+                e.at_ms as f64 / 1000.0,
+                e.dur_ms as f64 / 1000.0,
+                e.action,
+                e.kind.name()
+            ));
+        }
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("reading {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("parsing {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("{0}: {1}")]
+    Invalid(String, String),
+}
+
+/// The folder holding the scenario files.
+pub fn scenario_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+}
+
+impl Scenario {
+    /// Loads `sim/scenarios/NAME.toml`.
+    pub fn load(name: &str) -> Result<Self, ScenarioError> {
+        Self::load_path(&scenario_dir().join(format!("{name}.toml")))
+    }
+
+    pub fn load_path(path: &Path) -> Result<Self, ScenarioError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ScenarioError::Read(path.into(), e))?;
+        let s: Scenario =
+            toml::from_str(&text).map_err(|e| ScenarioError::Parse(path.into(), e))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Every scenario file's name, sorted.
+    pub fn names() -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(scenario_dir())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| {
+                        e.file_name()
+                            .to_str()
+                            .and_then(|n| n.strip_suffix(".toml"))
+                            .map(str::to_owned)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let bad = |m: &str| Err(ScenarioError::Invalid(self.name.clone(), m.to_owned()));
+        let c = &self.cluster;
+        if c.meta_nodes != 3 && c.meta_nodes != 5 {
+            return bad("cluster.meta_nodes must be 3 or 5");
+        }
+        if c.data_nodes < 12 {
+            return bad("cluster.data_nodes must be at least 12 (8+4)");
+        }
+        if c.racks < 4 || c.racks > c.data_nodes {
+            return bad("cluster.racks must be at least 4 and at most data_nodes");
+        }
+        if c.gateways == 0 || c.gateways > 2 {
+            return bad("cluster.gateways must be 1 or 2");
+        }
+        if c.clients == 0 {
+            return bad("cluster.clients must be at least 1");
+        }
+        let w = &self.workload;
+        if w.keys == 0 {
+            return bad("workload.keys must be at least 1");
+        }
+        let m = &w.mix;
+        if m.put + m.put_if_absent + m.get + m.head + m.delete + m.list == 0 {
+            return bad("workload.mix is all zero");
+        }
+        if w.think_ms[0] > w.think_ms[1] || w.body_bytes[0] > w.body_bytes[1] {
+            return bad("workload ranges must be [low, high]");
+        }
+        for f in &self.faults {
+            if f.every_secs[0] > f.every_secs[1]
+                || f.duration_secs[0] > f.duration_secs[1]
+                || f.every_secs[0] <= 0.0
+            {
+                return bad("faults: every_secs / duration_secs must be [low, high], low > 0");
+            }
+            if f.kind == FaultKind::MassCrash
+                && !matches!(f.target.as_deref(), Some("meta") | Some("data"))
+            {
+                return bad("faults: mass-crash needs target = \"meta\" or \"data\"");
+            }
+        }
+        Ok(())
+    }
+
+    /// Draws every parameter of a run from `seed`.
+    pub fn plan(&self, seed: u64) -> Plan {
+        let mut rng = Rng::new(seed ^ 0x7363_656e_6172_696f);
+        let mut params: Vec<(String, String)> = Vec::new();
+        let c = &self.cluster;
+        let w = &self.workload;
+        params.push(("scenario".into(), self.name.clone()));
+        params.push(("seed".into(), seed.to_string()));
+        params.push((
+            "cluster".into(),
+            format!(
+                "{} meta, {} data in {} racks, {} gateways, {} clients, {} object groups",
+                c.meta_nodes, c.data_nodes, c.racks, c.gateways, c.clients, c.object_groups
+            ),
+        ));
+        params.push((
+            "workload".into(),
+            format!(
+                "{} keys, safety {}s, recovery {}s, liveness {}s, op timeout {}s/{}s, body {:?} B, think {:?} ms",
+                w.keys,
+                w.safety_secs,
+                w.recovery_secs,
+                w.liveness_secs,
+                w.op_timeout_secs,
+                w.liveness_timeout_secs,
+                w.body_bytes,
+                w.think_ms
+            ),
+        ));
+        if let Some(p) = self.planted {
+            params.push(("planted".into(), p.name().into()));
+        }
+        let safety_ms = (w.safety_secs * 1000.0) as u64;
+        let mut schedule = Vec::new();
+        for (i, f) in self.faults.iter().enumerate() {
+            let on = rng.chance(f.probability);
+            params.push((format!("fault[{i}].{}", f.kind.name()), on.to_string()));
+            if !on {
+                continue;
+            }
+            let mut t = draw_ms(&mut rng, f.every_secs);
+            while t < safety_ms {
+                let dur = draw_ms(&mut rng, f.duration_secs).min(safety_ms - t);
+                let action = self.draw_action(f, &mut rng);
+                schedule.push(FaultEvent {
+                    at_ms: t,
+                    dur_ms: dur,
+                    kind: f.kind,
+                    action,
+                });
+                t += dur + draw_ms(&mut rng, f.every_secs);
+            }
+        }
+        schedule.sort_by_key(|a| (a.at_ms, a.kind));
+        Plan {
+            seed,
+            params,
+            schedule,
+        }
+    }
+
+    fn draw_action(&self, f: &FaultSpec, rng: &mut Rng) -> FaultAction {
+        let c = &self.cluster;
+        let pick = |rng: &mut Rng, n: usize| rng.below(n as u64) as usize;
+        match f.kind {
+            FaultKind::DatanodeCrash => FaultAction::Crash(NodeRef::Data(pick(rng, c.data_nodes))),
+            FaultKind::MetaCrash => FaultAction::Crash(NodeRef::Meta(pick(rng, c.meta_nodes))),
+            FaultKind::GatewayCrash => FaultAction::Kill(NodeRef::Gateway(pick(rng, c.gateways))),
+            FaultKind::RackLoss => FaultAction::RackLoss(pick(rng, c.racks)),
+            FaultKind::RackCutoff => FaultAction::RackCutoff(pick(rng, c.racks)),
+            FaultKind::LeaderIsolation => {
+                FaultAction::IsolateLeader(rng.below(u64::from(c.object_groups) + 1))
+            }
+            FaultKind::Partition => {
+                // A minority of meta nodes on side B, with some data nodes and maybe a
+                // gateway; clients reach every side.
+                let minority = 1 + pick(rng, (c.meta_nodes - 1) / 2);
+                let mut metas: Vec<usize> = (0..c.meta_nodes).collect();
+                let mut b = Vec::new();
+                for _ in 0..minority {
+                    let i = pick(rng, metas.len());
+                    b.push(NodeRef::Meta(metas.remove(i)));
+                }
+                let mut a: Vec<NodeRef> = metas.into_iter().map(NodeRef::Meta).collect();
+                for d in 0..c.data_nodes {
+                    if rng.chance(0.25) {
+                        b.push(NodeRef::Data(d));
+                    } else {
+                        a.push(NodeRef::Data(d));
+                    }
+                }
+                for g in 0..c.gateways {
+                    if c.gateways > 1 && rng.chance(0.5) {
+                        b.push(NodeRef::Gateway(g));
+                    } else {
+                        a.push(NodeRef::Gateway(g));
+                    }
+                }
+                a.sort();
+                b.sort();
+                FaultAction::Partition(a, b)
+            }
+            FaultKind::NodeClog => {
+                let n = c.meta_nodes + c.data_nodes + c.gateways;
+                let i = pick(rng, n);
+                FaultAction::Clog(if i < c.meta_nodes {
+                    NodeRef::Meta(i)
+                } else if i < c.meta_nodes + c.data_nodes {
+                    NodeRef::Data(i - c.meta_nodes)
+                } else {
+                    NodeRef::Gateway(i - c.meta_nodes - c.data_nodes)
+                })
+            }
+            FaultKind::ClockSkew => {
+                let max_ms = (f.max_skew_secs.unwrap_or(300.0) * 1000.0) as u64;
+                let off = rng.range_inclusive(0, 2 * max_ms) as i64 - max_ms as i64;
+                FaultAction::Skew(pick(rng, c.gateways), off)
+            }
+            FaultKind::MassCrash => match f.target.as_deref() {
+                Some("meta") => FaultAction::MassCrashMeta,
+                _ => FaultAction::MassCrashData,
+            },
+        }
+    }
+}
+
+fn draw_ms(rng: &mut Rng, range: [f64; 2]) -> u64 {
+    let lo = (range[0] * 1000.0) as u64;
+    let hi = (range[1] * 1000.0) as u64;
+    rng.range_inclusive(lo, hi.max(lo))
+}
