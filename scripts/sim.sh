@@ -64,6 +64,11 @@ rm -f "$build_log"
 
 logs=target-madsim/sim-logs
 mkdir -p "$logs"
+# A private copy: a rebuild while the runs go on must not replace the binary under them.
+copy="$logs/.scenarios-$$"
+cp "$bin" "$copy"
+trap 'rm -f "$copy"' EXIT
+bin="$copy"
 export SIM_BIN="$bin" SIM_LOGS="$logs" SIM_DET="$det"
 
 run_one() {

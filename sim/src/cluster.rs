@@ -49,9 +49,12 @@ pub struct SimCluster {
     /// The planted `FsyncLies` switch (false: disks honest).
     pub lying: Arc<AtomicBool>,
     env: Env,
+    /// Each data node's healthy disk profile (restored when a disk fault ends).
+    base_faults: SimDiskFaults,
     down: BTreeMap<NodeRef, u32>,
     clogged: BTreeMap<NodeRef, u32>,
     links: BTreeMap<(NodeRef, NodeRef), u32>,
+    paused: BTreeMap<NodeRef, u32>,
 }
 
 impl SimCluster {
@@ -122,9 +125,15 @@ impl SimCluster {
             admin,
             lying,
             env: env.fork(),
+            base_faults: if planted == Some(Planted::DatanodeFsyncLies) {
+                lying_faults
+            } else {
+                SimDiskFaults::default()
+            },
             down: BTreeMap::new(),
             clogged: BTreeMap::new(),
             links: BTreeMap::new(),
+            paused: BTreeMap::new(),
         }
     }
 
@@ -328,6 +337,60 @@ impl SimCluster {
         }
     }
 
+    /// Gives data node `i`'s disk a fault profile; `enospc` also caps its capacity just
+    /// above what it holds now.
+    pub fn disk_faults(&self, i: usize, faults: &SimDiskFaults, enospc: bool) {
+        for d in &self.datanodes[i].disks {
+            let mut f = SimDiskFaults {
+                crash_keep_prob: self.base_faults.crash_keep_prob,
+                crash_tear_prob: self.base_faults.crash_tear_prob,
+                ..faults.clone()
+            };
+            if enospc {
+                f.capacity_bytes = Some(d.used_bytes() + (64 << 10));
+            }
+            d.set_faults(f);
+        }
+    }
+
+    /// Data node `i`'s disks healthy again.
+    pub fn disk_healthy(&self, i: usize) {
+        for d in &self.datanodes[i].disks {
+            d.set_faults(self.base_faults.clone());
+        }
+    }
+
+    /// Pauses `n`'s process (nested).
+    pub fn pause(&mut self, n: NodeRef) {
+        let c = self.paused.entry(n).or_insert(0);
+        *c += 1;
+        if *c == 1 {
+            Handle::current().pause(self.madsim_id(n));
+        }
+    }
+
+    pub fn resume(&mut self, n: NodeRef) {
+        let Some(c) = self.paused.get_mut(&n) else {
+            return;
+        };
+        *c -= 1;
+        if *c == 0 {
+            self.paused.remove(&n);
+            Handle::current().resume(self.madsim_id(n));
+        }
+    }
+
+    /// Packet loss and latency on every link (`None`: madsim's defaults).
+    pub fn set_network(&self, lossy: Option<(f64, Duration, Duration)>) {
+        NetSim::current().update_config(|c| match lossy {
+            Some((loss, lo, hi)) => {
+                c.packet_loss_rate = loss;
+                c.send_latency = lo..hi;
+            }
+            None => *c = madsim::net::Config::default(),
+        });
+    }
+
     /// Skews gateway `i`'s wall clock (0 restores it).
     pub fn skew_gateway(&self, i: usize, offset_ms: i64) {
         self.gateways[i].skew(offset_ms);
@@ -372,9 +435,16 @@ impl SimCluster {
         for ((a, b), _) in std::mem::take(&mut self.links) {
             net.unclog_link(self.madsim_id(a), self.madsim_id(b));
         }
+        for (n, _) in std::mem::take(&mut self.paused) {
+            Handle::current().resume(self.madsim_id(n));
+        }
         for i in 0..self.gateways.len() {
             self.skew_gateway(i, 0);
         }
+        for i in 0..self.datanodes.len() {
+            self.disk_healthy(i);
+        }
+        self.set_network(None);
     }
 
     /// Turns the planted `FsyncLies` bug on or off.

@@ -108,6 +108,9 @@ enum Undo {
     Unclog(Vec<NodeRef>),
     Heal(Vec<NodeRef>, Vec<NodeRef>),
     Unskew(usize),
+    DiskHealthy(usize),
+    Resume(NodeRef),
+    Network,
     Nothing,
 }
 
@@ -171,6 +174,9 @@ async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, f64) {
                 Undo::Unclog(ns) => ns.into_iter().for_each(|n| cluster.unclog(n)),
                 Undo::Heal(a, b) => cluster.heal_partition(&a, &b),
                 Undo::Unskew(g) => cluster.skew_gateway(g, 0),
+                Undo::DiskHealthy(d) => cluster.disk_healthy(d),
+                Undo::Resume(n) => cluster.resume(n),
+                Undo::Network => cluster.set_network(None),
                 Undo::Nothing => {}
             }
             log.push(format!("t={stamp} end: {}", e.action));
@@ -245,6 +251,22 @@ async fn start_fault(cluster: &mut SimCluster, action: &FaultAction) -> (Undo, S
             let ns: Vec<NodeRef> = (0..cluster.metas.len()).map(NodeRef::Meta).collect();
             ns.iter().for_each(|n| cluster.power_loss(*n));
             (Undo::Restore(ns), String::new())
+        }
+        FaultAction::DiskFaults(i, faults, enospc) => {
+            cluster.disk_faults(*i, faults, *enospc);
+            (Undo::DiskHealthy(*i), String::new())
+        }
+        FaultAction::Pause(n) => {
+            cluster.pause(*n);
+            (Undo::Resume(*n), String::new())
+        }
+        FaultAction::LossyNetwork(loss, lo, hi) => {
+            cluster.set_network(Some((
+                *loss,
+                Duration::from_millis(*lo),
+                Duration::from_millis(*hi),
+            )));
+            (Undo::Network, String::new())
         }
         FaultAction::MassCrashData => {
             let ns: Vec<NodeRef> = (0..cluster.datanodes.len()).map(NodeRef::Data).collect();

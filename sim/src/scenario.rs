@@ -28,8 +28,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use common::env::Rng;
+use common::env::{Rng, SimDiskFaults};
 use serde::Deserialize;
 
 use crate::planted::Planted;
@@ -152,6 +153,17 @@ pub enum FaultKind {
     ClockSkew,
     /// Every node of `target` ("meta" or "data") loses power at once.
     MassCrash,
+    /// One data node's disk turns bad: EIO on reads / writes / syncs, bit rot (caught by
+    /// checksums), slowness, maybe full (ENOSPC), each drawn from the seed.
+    DiskFaults,
+    /// One random server node's process paused (no progress, connections stay open).
+    Pause,
+    /// Swizzle-clog: a random set of server nodes clogged one by one, then unclogged in
+    /// a random order.
+    SwizzleClog,
+    /// Packet loss (`loss_rate`; madsim's TCP retransmits, so it shows as delay) and
+    /// latency up to `latency_ms`, on every link.
+    LossyNetwork,
 }
 
 impl FaultKind {
@@ -167,6 +179,10 @@ impl FaultKind {
             FaultKind::NodeClog => "node-clog",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::MassCrash => "mass-crash",
+            FaultKind::DiskFaults => "disk-faults",
+            FaultKind::Pause => "pause",
+            FaultKind::SwizzleClog => "swizzle-clog",
+            FaultKind::LossyNetwork => "lossy-network",
         }
     }
 }
@@ -188,6 +204,12 @@ pub struct FaultSpec {
     /// `mass-crash`: "meta" or "data".
     #[serde(default)]
     pub target: Option<String>,
+    /// `lossy-network`: the largest packet loss rate drawn (default 0.2).
+    #[serde(default)]
+    pub loss_rate: Option<f64>,
+    /// `lossy-network`: the largest one-way latency drawn, in ms (default 50).
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
 }
 
 fn one() -> f64 {
@@ -228,6 +250,11 @@ pub enum FaultAction {
     Skew(usize, i64),
     MassCrashMeta,
     MassCrashData,
+    /// A data node's disk fault profile; `enospc`: capacity set just above its use.
+    DiskFaults(usize, SimDiskFaults, bool),
+    Pause(NodeRef),
+    /// Loss rate and latency range (ms).
+    LossyNetwork(f64, u64, u64),
 }
 
 impl fmt::Display for FaultAction {
@@ -251,6 +278,22 @@ impl fmt::Display for FaultAction {
             FaultAction::Skew(g, ms) => write!(f, "skew gateway-{} by {ms} ms", g + 1),
             FaultAction::MassCrashMeta => write!(f, "power loss of every meta node"),
             FaultAction::MassCrashData => write!(f, "power loss of every data node"),
+            FaultAction::DiskFaults(i, d, enospc) => write!(
+                f,
+                "bad disk on data-{}: EIO read {:.4} write {:.4} sync {:.4}, bit rot {:.4}, latency {:?}..{:?}{}",
+                i + 1,
+                d.read_error_prob,
+                d.write_error_prob,
+                d.sync_error_prob,
+                d.bit_rot_prob,
+                d.latency_min,
+                d.latency_max,
+                if *enospc { ", full" } else { "" }
+            ),
+            FaultAction::Pause(n) => write!(f, "pause {n}"),
+            FaultAction::LossyNetwork(loss, lo, hi) => {
+                write!(f, "network: loss {loss:.3}, latency {lo}..{hi} ms")
+            }
         }
     }
 }
@@ -431,13 +474,17 @@ impl Scenario {
             let mut t = draw_ms(&mut rng, f.every_secs);
             while t < safety_ms {
                 let dur = draw_ms(&mut rng, f.duration_secs).min(safety_ms - t);
-                let action = self.draw_action(f, &mut rng);
-                schedule.push(FaultEvent {
-                    at_ms: t,
-                    dur_ms: dur,
-                    kind: f.kind,
-                    action,
-                });
+                if f.kind == FaultKind::SwizzleClog {
+                    schedule.extend(self.swizzle(t, dur, &mut rng));
+                } else {
+                    let action = self.draw_action(f, &mut rng);
+                    schedule.push(FaultEvent {
+                        at_ms: t,
+                        dur_ms: dur,
+                        kind: f.kind,
+                        action,
+                    });
+                }
                 t += dur + draw_ms(&mut rng, f.every_secs);
             }
         }
@@ -447,6 +494,51 @@ impl Scenario {
             params,
             schedule,
         }
+    }
+
+    /// Swizzle-clog over [t, t + dur]: clog a random set of server nodes one by one in
+    /// the first half, unclog them in a (different) random order in the second half.
+    fn swizzle(&self, t: u64, dur: u64, rng: &mut Rng) -> Vec<FaultEvent> {
+        let mut nodes = self.servers();
+        let count = 1 + rng.below(nodes.len().min(6) as u64) as usize;
+        let mut picked = Vec::new();
+        for _ in 0..count {
+            let i = rng.below(nodes.len() as u64) as usize;
+            picked.push(nodes.remove(i));
+        }
+        let mut order: Vec<usize> = (0..count).collect();
+        for i in (1..count).rev() {
+            let j = rng.below(i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+        let half = dur / 2;
+        let step = half / count as u64;
+        let mut unclog_at = vec![0u64; count];
+        for (rank, &i) in order.iter().enumerate() {
+            unclog_at[i] = t + half + rank as u64 * step;
+        }
+        picked
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let at = t + i as u64 * step;
+                FaultEvent {
+                    at_ms: at,
+                    dur_ms: unclog_at[i].max(at + 1) - at,
+                    kind: FaultKind::SwizzleClog,
+                    action: FaultAction::Clog(n),
+                }
+            })
+            .collect()
+    }
+
+    fn servers(&self) -> Vec<NodeRef> {
+        let c = &self.cluster;
+        (0..c.meta_nodes)
+            .map(NodeRef::Meta)
+            .chain((0..c.data_nodes).map(NodeRef::Data))
+            .chain((0..c.gateways).map(NodeRef::Gateway))
+            .collect()
     }
 
     fn draw_action(&self, f: &FaultSpec, rng: &mut Rng) -> FaultAction {
@@ -490,16 +582,59 @@ impl Scenario {
                 b.sort();
                 FaultAction::Partition(a, b)
             }
-            FaultKind::NodeClog => {
-                let n = c.meta_nodes + c.data_nodes + c.gateways;
-                let i = pick(rng, n);
-                FaultAction::Clog(if i < c.meta_nodes {
-                    NodeRef::Meta(i)
-                } else if i < c.meta_nodes + c.data_nodes {
-                    NodeRef::Data(i - c.meta_nodes)
+            // (A swizzle is expanded into clogs by `swizzle`.)
+            FaultKind::NodeClog | FaultKind::SwizzleClog => {
+                let servers = self.servers();
+                FaultAction::Clog(servers[pick(rng, servers.len())])
+            }
+            FaultKind::Pause => {
+                let servers = self.servers();
+                FaultAction::Pause(servers[pick(rng, servers.len())])
+            }
+            FaultKind::DiskFaults => {
+                let mut maybe = |on: f64, max: f64| {
+                    if rng.chance(on) {
+                        rng.unit_f64() * max
+                    } else {
+                        0.0
+                    }
+                };
+                let read_error_prob = maybe(0.6, 0.05);
+                let write_error_prob = maybe(0.6, 0.05);
+                let sync_error_prob = maybe(0.4, 0.02);
+                let bit_rot_prob = maybe(0.4, 0.01);
+                let slow = rng.chance(0.4);
+                let latency_min = Duration::from_micros(if slow {
+                    rng.range_inclusive(500, 5_000)
                 } else {
-                    NodeRef::Gateway(i - c.meta_nodes - c.data_nodes)
-                })
+                    0
+                });
+                let latency_max = latency_min
+                    + Duration::from_micros(if slow {
+                        rng.range_inclusive(0, 50_000)
+                    } else {
+                        0
+                    });
+                let enospc = rng.chance(0.2);
+                FaultAction::DiskFaults(
+                    pick(rng, c.data_nodes),
+                    SimDiskFaults {
+                        read_error_prob,
+                        write_error_prob,
+                        sync_error_prob,
+                        bit_rot_prob,
+                        latency_min,
+                        latency_max,
+                        ..SimDiskFaults::default()
+                    },
+                    enospc,
+                )
+            }
+            FaultKind::LossyNetwork => {
+                let max_loss = f.loss_rate.unwrap_or(0.2);
+                let loss = rng.unit_f64() * max_loss;
+                let hi = rng.range_inclusive(10, f.latency_ms.unwrap_or(50).max(10));
+                FaultAction::LossyNetwork(loss, 1, hi)
             }
             FaultKind::ClockSkew => {
                 let max_ms = (f.max_skew_secs.unwrap_or(300.0) * 1000.0) as u64;

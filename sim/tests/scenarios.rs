@@ -54,6 +54,49 @@ fn partition() {
 }
 
 #[test]
+fn disk_faults() {
+    assert_passes("disk-faults", &[1]);
+}
+
+#[test]
+fn rack_loss() {
+    assert_passes("rack-loss", &[1]);
+}
+
+#[test]
+fn clock_skew() {
+    assert_passes("clock-skew", &[1]);
+}
+
+#[test]
+fn swarm() {
+    assert_passes("swarm", &[1]);
+}
+
+#[test]
+fn every_scenario_file_parses_and_plans() {
+    let names = sim::scenario::Scenario::names();
+    for want in [
+        "baseline",
+        "crash-restart",
+        "partition",
+        "disk-faults",
+        "rack-loss",
+        "clock-skew",
+        "swarm",
+    ] {
+        assert!(names.iter().any(|n| n == want), "no scenario {want}");
+    }
+    for n in names {
+        let s = runner::load(&n).unwrap_or_else(|e| panic!("{e}"));
+        // The plan is a pure function of the seed.
+        let a = s.plan(3).lines();
+        assert_eq!(a, s.plan(3).lines(), "{n}");
+        assert!(a.iter().any(|l| l == "param seed=3"), "{n}");
+    }
+}
+
+#[test]
 fn same_seed_same_trace() {
     let a = run("crash-restart", 11);
     let b = run("crash-restart", 11);
