@@ -9,26 +9,13 @@
 //! - The same seed gives the same trace.
 #![cfg(madsim)]
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::cluster::{DiskInfo, DiskState, NodeInfo, NodeState};
 use common::env::Env;
-use common::ids::{DiskId, NodeId};
 use gateway::client::S3Client;
-use meta_raft::client::MetaClient;
-use meta_raft::state_machine::AccessKey;
-use sim::datanode_node::SimDatanode;
-use sim::gateway_node::SimGateway;
-use sim::meta_node::{meta_config, SimMetaNode};
-
-const AK: &str = "SIMACCESSKEY00000001";
-const SK: &str = "simsecret000000000000000000000000000001";
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
+use sim::cluster::{SimCluster, ACCESS_KEY, SECRET_KEY};
+use sim::scenario::ClusterShape;
 
 /// Deterministic object bytes.
 fn object(seed: u64, len: usize) -> Bytes {
@@ -46,74 +33,25 @@ fn object(seed: u64, len: usize) -> Bytes {
 
 async fn scenario(seed: u64) -> Vec<String> {
     let env = Env::seeded(seed);
-    let meta_ips: Vec<IpAddr> = (1..=3).map(|i| ip(&format!("10.0.2.{i}"))).collect();
-    let metas: Vec<SimMetaNode> = (1..=3u64)
-        .map(|id| SimMetaNode::start(meta_config(id, &meta_ips, 2), seed ^ id))
-        .collect();
-    let seeds: Vec<String> = metas.iter().map(|m| m.addr.to_string()).collect();
-    let datanodes: Vec<SimDatanode> = (0..16u64)
-        .map(|i| {
-            SimDatanode::start(
-                &env,
-                NodeId(i + 1),
-                &format!("rack-{}", i % 4),
-                ip(&format!("10.0.3.{}", i + 1)),
-                1,
-            )
-        })
-        .collect();
-    let gw = SimGateway::start(&env, ip("10.0.4.1"), "sim", seeds.clone());
-
-    // The client node registers the data nodes and creates the access key (an operator
-    // or `shale dev` does this in a real cluster), then speaks S3.
+    let shape = ClusterShape {
+        meta_nodes: 3,
+        data_nodes: 16,
+        racks: 4,
+        gateways: 1,
+        clients: 1,
+        object_groups: 2,
+    };
+    // 3 meta nodes, 16 data nodes in 4 racks, a gateway; the data nodes registered and
+    // the access key created as an operator (or `shale dev`) would.
+    let cluster = SimCluster::start(&env, &shape, None);
+    cluster.bootstrap().await.expect("bootstrap");
     let client_env = env.fork();
-    let infos: Vec<NodeInfo> = datanodes
-        .iter()
-        .enumerate()
-        .map(|(i, d)| NodeInfo {
-            id: NodeId(i as u64 + 1),
-            rack: common::ids::RackId(format!("rack-{}", i % 4)),
-            addr: d.addr.to_string(),
-            state: NodeState::Up,
-            disks: vec![DiskInfo {
-                id: DiskId(0),
-                state: DiskState::Healthy,
-                capacity_bytes: 1 << 30,
-                used_bytes: 0,
-            }],
-        })
-        .collect();
-    let gw_addr = gw.addr;
-    let client = madsim::runtime::Handle::current()
-        .create_node()
-        .name("client")
-        .ip(ip("10.0.5.1"))
-        .build();
-    let dn_handles: Vec<_> = datanodes.iter().map(|d| d.handle.id()).collect();
-    client
+    let gw_addr = cluster.gateways[0].addr;
+    let dn_handles: Vec<_> = cluster.datanodes.iter().map(|d| d.handle.id()).collect();
+    cluster.clients[0]
         .spawn(async move {
             let mut trace = Vec::new();
-            let meta = MetaClient::connect(seeds, "sim").await.unwrap();
-            for info in &infos {
-                let mut ok = false;
-                for _ in 0..100 {
-                    if meta.register_node(info, 0).await.is_ok() {
-                        ok = true;
-                        break;
-                    }
-                    madsim::time::sleep(Duration::from_millis(200)).await;
-                }
-                assert!(ok, "registering {}", info.id);
-            }
-            meta.create_access_key(&AccessKey {
-                id: AK.into(),
-                secret: SK.into(),
-                user: "sim".into(),
-                created_ms: 0,
-            })
-            .await
-            .unwrap();
-            let s3 = S3Client::new(client_env.fork(), gw_addr, AK, SK);
+            let s3 = S3Client::new(client_env.fork(), gw_addr, ACCESS_KEY, SECRET_KEY);
             // The gateway may still be starting: retry the first request (bounded).
             let mut created = None;
             for _ in 0..100 {
