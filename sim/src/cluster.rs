@@ -26,7 +26,7 @@ use meta_raft::state_machine::AccessKey;
 use crate::datanode_node::SimDatanode;
 use crate::gateway_node::SimGateway;
 use crate::meta_node::{meta_config, SimMetaNode};
-use crate::planted::{FsyncLies, Planted};
+use crate::planted::{FsyncLies, MisdirectedReads, Planted};
 use crate::scenario::{ClusterShape, NodeRef};
 
 pub const ACCESS_KEY: &str = "SIMACCESSKEY00000001";
@@ -46,7 +46,7 @@ pub struct SimCluster {
     pub clients: Vec<NodeHandle>,
     /// A node for operator calls (registration, keys).
     pub admin: NodeHandle,
-    /// The planted `FsyncLies` switch (false: disks honest).
+    /// The planted bug's switch (false: disks honest), on during the safety phase.
     pub lying: Arc<AtomicBool>,
     env: Env,
     /// Each data node's healthy disk profile (restored when a disk fault ends).
@@ -95,10 +95,12 @@ impl SimCluster {
                     SimDiskFaults::default()
                 };
                 let disk = SimDisk::new(env.random_u64(), faults);
-                let served: Arc<dyn Disk> = if planted == Some(Planted::DatanodeFsyncLies) {
-                    FsyncLies::new(disk.clone(), lying.clone())
-                } else {
-                    disk.clone()
+                let served: Arc<dyn Disk> = match planted {
+                    Some(Planted::DatanodeFsyncLies) => FsyncLies::new(disk.clone(), lying.clone()),
+                    Some(Planted::MisdirectedReads) => {
+                        MisdirectedReads::new(disk.clone(), lying.clone())
+                    }
+                    _ => disk.clone(),
                 };
                 SimDatanode::start_on(env, id, &rack, addr, vec![disk], vec![served])
             })
@@ -447,7 +449,7 @@ impl SimCluster {
         self.set_network(None);
     }
 
-    /// Turns the planted `FsyncLies` bug on or off.
+    /// Turns the planted bug on or off.
     pub fn set_lying(&self, on: bool) {
         self.lying.store(on, Ordering::Relaxed);
     }

@@ -6,6 +6,12 @@
 //!   `sync_dir` report success without making anything durable while its switch is on,
 //!   i.e. a node that acknowledges a write before it is on disk. Paired with a crash of
 //!   every node of that kind at once (the `mass_crash` fault), acknowledged writes vanish.
+//! - `MisdirectedReads` on data nodes: while its switch is on, a read of a fragment file
+//!   returns the bytes at the same offset of *another* fragment file of the same size (a
+//!   disk that reads the wrong sector). Each block's CRC32C covers only its payload, so
+//!   the data node cannot tell; the gateway serves another object's bytes.
+//! - `UnhealedMajority`: "healing" leaves a majority of the meta nodes dead, so the
+//!   liveness phase cannot succeed (the liveness checker must say so).
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +31,10 @@ pub enum Planted {
     /// Data nodes' disks acknowledge `sync` without persisting (a fragment acknowledged
     /// before fsync).
     DatanodeFsyncLies,
+    /// Data nodes' disks read fragment blocks from the wrong file.
+    MisdirectedReads,
+    /// A majority of meta nodes stays dead through the liveness phase.
+    UnhealedMajority,
 }
 
 impl Planted {
@@ -32,6 +42,8 @@ impl Planted {
         match self {
             Planted::MetaFsyncLies => "meta-fsync-lies",
             Planted::DatanodeFsyncLies => "datanode-fsync-lies",
+            Planted::MisdirectedReads => "misdirected-reads",
+            Planted::UnhealedMajority => "unhealed-majority",
         }
     }
 
@@ -39,6 +51,8 @@ impl Planted {
         match s {
             "meta-fsync-lies" => Some(Planted::MetaFsyncLies),
             "datanode-fsync-lies" => Some(Planted::DatanodeFsyncLies),
+            "misdirected-reads" => Some(Planted::MisdirectedReads),
+            "unhealed-majority" => Some(Planted::UnhealedMajority),
             _ => None,
         }
     }
@@ -108,6 +122,104 @@ impl DiskFile for LyingFile {
         if self.lying.load(Ordering::Relaxed) {
             return Ok(());
         }
+        self.inner.sync()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+/// A `SimDisk` whose fragment reads, while `on` is set, come from another fragment file
+/// of the same length (the next one in path order).
+#[derive(Debug)]
+pub struct MisdirectedReads {
+    inner: Arc<SimDisk>,
+    on: Arc<AtomicBool>,
+}
+
+impl MisdirectedReads {
+    pub fn new(inner: Arc<SimDisk>, on: Arc<AtomicBool>) -> Arc<Self> {
+        Arc::new(Self { inner, on })
+    }
+}
+
+#[derive(Debug)]
+struct MisdirectedFile {
+    inner: Arc<dyn DiskFile>,
+    disk: Arc<SimDisk>,
+    path: String,
+    on: Arc<AtomicBool>,
+}
+
+impl MisdirectedFile {
+    /// Another fragment file as long as this one, if any.
+    fn neighbour(&self) -> Option<Arc<dyn DiskFile>> {
+        let len = self.inner.len().ok()?;
+        let paths: Vec<String> = self
+            .disk
+            .file_paths()
+            .into_iter()
+            .filter(|p| p.starts_with("frags/") && *p != self.path)
+            .collect();
+        let after = paths.iter().position(|p| *p > self.path).unwrap_or(0);
+        paths
+            .iter()
+            .cycle()
+            .skip(after)
+            .take(paths.len())
+            .filter_map(|p| self.disk.open(p, OpenMode::Read).ok())
+            .find(|f| f.len().ok() == Some(len))
+    }
+}
+
+impl Disk for MisdirectedReads {
+    fn open(&self, path: &str, mode: OpenMode) -> io::Result<Arc<dyn DiskFile>> {
+        Ok(Arc::new(MisdirectedFile {
+            inner: self.inner.open(path, mode)?,
+            disk: Arc::clone(&self.inner),
+            path: path.to_owned(),
+            on: Arc::clone(&self.on),
+        }))
+    }
+    fn remove_file(&self, path: &str) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn create_dir_all(&self, path: &str) -> io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &str) -> io::Result<Vec<DirEntry>> {
+        self.inner.list_dir(path)
+    }
+    fn sync_dir(&self, path: &str) -> io::Result<()> {
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &str) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn service_time(&self, op: DiskOp, bytes: usize) -> Duration {
+        self.inner.service_time(op, bytes)
+    }
+}
+
+impl DiskFile for MisdirectedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        if self.on.load(Ordering::Relaxed) && self.path.starts_with("frags/") {
+            if let Some(other) = self.neighbour() {
+                return other.read_at(buf, offset);
+            }
+        }
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.inner.write_at(buf, offset)
+    }
+    fn sync(&self) -> io::Result<()> {
         self.inner.sync()
     }
     fn len(&self) -> io::Result<u64> {

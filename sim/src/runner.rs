@@ -13,6 +13,7 @@ use common::env::Env;
 use crate::checker::Violations;
 use crate::cluster::SimCluster;
 use crate::history::{Fnv, History};
+use crate::planted::Planted;
 use crate::scenario::{FaultAction, NodeRef, Plan, Scenario};
 use crate::workload::{final_reads, Client, Recorder, Timeline};
 
@@ -190,6 +191,16 @@ async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, f64) {
     cluster.heal_all();
     cluster.set_lying(false);
     log.push(format!("t={:.3}s healed", w.safety_secs));
+    if sc.planted == Some(Planted::UnhealedMajority) {
+        for i in 0..=cluster.metas.len() / 2 {
+            cluster.power_loss(NodeRef::Meta(i));
+            log.push(format!(
+                "t={:.3}s planted: meta-{} stays dead",
+                w.safety_secs,
+                i + 1
+            ));
+        }
+    }
     for c in clients {
         let _ = c.await;
     }

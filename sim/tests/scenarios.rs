@@ -125,6 +125,24 @@ fn planted_datanode_fsync_lies_is_caught() {
     );
 }
 
+#[test]
+fn planted_misdirected_reads_are_caught() {
+    let r = run("misdirected-reads", 1);
+    assert!(
+        !r.violations.corruption.is_empty(),
+        "fragments read from the wrong file, yet the corruption checker passed"
+    );
+}
+
+#[test]
+fn planted_unhealed_majority_is_caught() {
+    let r = run("unhealed-majority", 1);
+    assert!(
+        !r.violations.liveness.is_empty(),
+        "a majority of meta nodes dead after healing, yet the liveness checker passed"
+    );
+}
+
 /// `scripts/sim.sh`: runs `SHALE_SIM_SCENARIO` with `SHALE_SIM_SEED` (twice, comparing
 /// trace hashes, if `SHALE_SIM_CHECK_DETERMINISM=1`) and prints `RESULT <summary>`.
 #[test]
