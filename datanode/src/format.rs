@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic "SHLFRAG\0"
-//! 8       2     format version (u16 LE) = 1
+//! 8       2     format version (u16 LE) = 2 (1 is still read)
 //! 10      1     codec id
 //! 11      1     k
 //! 12      1     m
@@ -18,13 +18,21 @@
 //! 64      ...   blocks: payload[i*bs .. min((i+1)*bs, len)] then its CRC32C (u32 LE)
 //! ```
 //!
+//! Version 2 seeds each block's CRC32C with the block's identity (stripe id, fragment
+//! index, block number; [`FragmentHeader::block_crc`]), so a block read from the wrong
+//! place — another fragment's file, another block of this one (a misdirected read or
+//! write) — fails its checksum instead of passing as valid data. Version 1 blocks carry
+//! the plain CRC32C of their payload.
+//!
 //! The header is written last, after every block, and the file is renamed into place
 //! only after it is synced: a file under its final name is always complete.
 
 use common::ids::{FragmentId, StripeId};
 
 pub const MAGIC: [u8; 8] = *b"SHLFRAG\0";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this code still reads.
+pub const OLDEST_READABLE_VERSION: u16 = 1;
 pub const HEADER_BYTES: u64 = 64;
 pub const BLOCK_BYTES: u32 = 64 * 1024;
 pub const CRC_BYTES: u64 = 4;
@@ -35,6 +43,8 @@ const _: () = assert!(HEADER_BYTES == 64);
 /// Everything the header says about a fragment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragmentHeader {
+    /// Format version of the file (new files: [`FORMAT_VERSION`]).
+    pub version: u16,
     pub id: FragmentId,
     pub codec: u8,
     pub k: u8,
@@ -61,7 +71,7 @@ impl FragmentHeader {
     pub fn encode(&self) -> [u8; HEADER_BYTES as usize] {
         let mut b = [0u8; HEADER_BYTES as usize];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         b[10] = self.codec;
         b[11] = self.k;
         b[12] = self.m;
@@ -85,7 +95,7 @@ impl FragmentHeader {
             return Err(HeaderError::Checksum { stored, computed });
         }
         let version = u16::from_le_bytes([b[8], b[9]]);
-        if version != FORMAT_VERSION {
+        if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderError::UnsupportedVersion(version));
         }
         let mut stripe = [0u8; 16];
@@ -93,6 +103,7 @@ impl FragmentHeader {
         let mut len = [0u8; 8];
         len.copy_from_slice(&b[32..40]);
         let h = Self {
+            version,
             id: FragmentId {
                 stripe: StripeId::from_bytes(stripe),
                 index: b[13],
@@ -122,6 +133,20 @@ impl FragmentHeader {
         HEADER_BYTES + i * (u64::from(self.block_bytes) + CRC_BYTES)
     }
 
+    /// The CRC32C stored after block `i` with this payload. Version 2: seeded with the
+    /// block's identity (stripe id, fragment index, block number), so the same bytes at
+    /// another place do not verify; version 1: the plain CRC32C of the payload.
+    pub fn block_crc(&self, i: u64, payload: &[u8]) -> u32 {
+        if self.version < 2 {
+            return crc32c::crc32c(payload);
+        }
+        let mut identity = [0u8; 25];
+        identity[..16].copy_from_slice(&self.id.stripe.to_bytes());
+        identity[16] = self.id.index;
+        identity[17..].copy_from_slice(&i.to_le_bytes());
+        crc32c::crc32c_append(crc32c::crc32c(&identity), payload)
+    }
+
     /// Payload bytes in block `i`.
     pub fn block_len(&self, i: u64) -> u64 {
         let bs = u64::from(self.block_bytes);
@@ -146,6 +171,7 @@ mod tests {
 
     fn sample() -> FragmentHeader {
         FragmentHeader {
+            version: FORMAT_VERSION,
             id: FragmentId {
                 stripe: StripeId(0xdead_beef),
                 index: 11,
@@ -189,5 +215,47 @@ mod tests {
             FragmentHeader::decode(&h.encode()),
             Err(HeaderError::Invalid("k, m or index"))
         );
+    }
+
+    #[test]
+    fn version_1_headers_still_decode() {
+        let h = FragmentHeader {
+            version: 1,
+            ..sample()
+        };
+        assert_eq!(FragmentHeader::decode(&h.encode()), Ok(h));
+        let future = FragmentHeader {
+            version: FORMAT_VERSION + 1,
+            ..sample()
+        };
+        assert_eq!(
+            FragmentHeader::decode(&future.encode()),
+            Err(HeaderError::UnsupportedVersion(FORMAT_VERSION + 1))
+        );
+    }
+
+    #[test]
+    fn block_checksums_bind_the_bytes_to_their_place() {
+        let h = sample();
+        let payload = [7u8; 100];
+        let here = h.block_crc(2, &payload);
+        assert_ne!(
+            here,
+            h.block_crc(3, &payload),
+            "another block of the fragment"
+        );
+        let mut other_index = h;
+        other_index.id.index = 10;
+        assert_ne!(
+            here,
+            other_index.block_crc(2, &payload),
+            "another fragment index"
+        );
+        let mut other_stripe = h;
+        other_stripe.id.stripe = StripeId(0xdead_bef0);
+        assert_ne!(here, other_stripe.block_crc(2, &payload), "another stripe");
+        assert_ne!(here, crc32c::crc32c(&payload), "not the plain CRC");
+        let v1 = FragmentHeader { version: 1, ..h };
+        assert_eq!(v1.block_crc(2, &payload), crc32c::crc32c(&payload));
     }
 }

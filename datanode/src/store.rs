@@ -21,7 +21,9 @@ use common::env::{parent_dir, Disk, DiskFile, OpenMode};
 use common::ids::{FragmentId, StripeId};
 
 use crate::error::StoreError;
-use crate::format::{file_len, FragmentHeader, BLOCK_BYTES, CRC_BYTES, HEADER_BYTES};
+use crate::format::{
+    file_len, FragmentHeader, BLOCK_BYTES, CRC_BYTES, FORMAT_VERSION, HEADER_BYTES,
+};
 
 const FRAGS_DIR: &str = "frags";
 const TMP_DIR: &str = "tmp";
@@ -473,7 +475,7 @@ fn read_block(
         .map_err(|e| corrupt_or_io(h.id, path, e))?;
     let stored = u32::from_le_bytes([buf[len], buf[len + 1], buf[len + 2], buf[len + 3]]);
     buf.truncate(len);
-    if crc32c::crc32c(&buf) != stored {
+    if h.block_crc(b, &buf) != stored {
         return Err(corrupt(h.id, &format!("block {b} checksum mismatch")));
     }
     Ok(buf)
@@ -500,6 +502,7 @@ impl FragmentWriter {
 
     fn header(&self) -> FragmentHeader {
         FragmentHeader {
+            version: FORMAT_VERSION,
             id: self.req.id,
             codec: self.req.codec,
             k: self.req.k,
@@ -544,7 +547,7 @@ impl FragmentWriter {
             return Ok(());
         }
         let h = self.header();
-        let crc = crc32c::crc32c(&self.block);
+        let crc = h.block_crc(self.next_block, &self.block);
         self.block.extend_from_slice(&crc.to_le_bytes());
         let off = h.block_offset(self.next_block);
         let res = self.file().write_at(&self.block, off);
