@@ -173,8 +173,10 @@ impl fmt::Display for Op {
             self.complete_ns as f64 / 1e9,
             self.req.name(),
             match &self.req {
-                Request::Put { key, wid, .. } | Request::PutIfAbsent { key, wid, .. } =>
-                    format!("{key} wid {wid}"),
+                Request::Put { key, wid, len } | Request::PutIfAbsent { key, wid, len } => format!(
+                    "{key} wid {wid} ({len} B, ETag {})",
+                    etag_of(key, *wid, *len)
+                ),
                 Request::List => String::new(),
                 r => r.key().unwrap_or_default().to_owned(),
             },
