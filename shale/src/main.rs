@@ -13,6 +13,7 @@ use datanode::{Datanode, DatanodeConfig};
 mod admin;
 mod bench;
 mod dev;
+mod meta_bench;
 mod register;
 
 #[derive(Parser, Debug)]
@@ -34,6 +35,9 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Load generator for any S3 endpoint: PUT/GET at a size and concurrency, verified.
     Bench(bench::BenchArgs),
+    /// Metadata-plane throughput (commits/s, barrier reads/s, listing) against running
+    /// meta nodes, through the gateway's client path.
+    BenchMeta(meta_bench::MetaBenchArgs),
     /// Run one meta node (Raft groups of the metadata plane) from a TOML config.
     Meta {
         /// Path to the meta node's TOML config (see meta-raft/src/config.rs).
@@ -60,7 +64,7 @@ fn main() -> anyhow::Result<()> {
     // cluster shares one terminal, and peers starting up are expected to be unreachable
     // for a moment). Servers log at info. RUST_LOG overrides both.
     let default_filter = match cli.command {
-        Command::Dev(_) | Command::Admin(_) | Command::Bench(_) => "error",
+        Command::Dev(_) | Command::Admin(_) | Command::Bench(_) | Command::BenchMeta(_) => "error",
         _ => "info,openraft=warn",
     };
     tracing_subscriber::fmt()
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             Command::Dev(args) => dev::run(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::BenchMeta(args) => meta_bench::run(args).await,
             Command::Datanode { config } => run_datanode(config).await,
             Command::Meta { config } => run_meta(config).await,
             Command::Gateway { config } => run_gateway(config).await,
