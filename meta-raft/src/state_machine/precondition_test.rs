@@ -114,3 +114,38 @@ fn current_version_equals_is_a_compare_and_set_on_the_pointer() {
         .collect();
     assert_eq!(ids, ["m", "v2", "v1"]);
 }
+
+#[test]
+fn a_retried_conditional_create_answers_what_its_first_attempt_did() {
+    for versioning in [Versioning::Unversioned, Versioning::Suspended] {
+        let mut h = Harness::new();
+        h.create_bucket("bk", versioning);
+        let a = conditional("k", "va", vec![Precondition::KeyAbsent]);
+        let first = h.apply(&a);
+        let Response::Committed { seq, .. } = first.clone() else {
+            panic!("{first:?}")
+        };
+        // The same command again (a client retry after a timeout): same answer, no
+        // new version.
+        assert_eq!(h.apply(&a), first, "{versioning:?}");
+        assert_eq!(h.versions_of("bk", "k").len(), 1);
+        let CurrentVersion::Object(v) = h.head("bk", "k") else {
+            panic!()
+        };
+        assert_eq!(v.seq, seq);
+        // Another write with the same bytes but another time still fails its
+        // precondition: only the identical command is a retry.
+        let Command::PutObject(mut b) = a.clone() else {
+            unreachable!()
+        };
+        b.created_ms += 1;
+        assert_eq!(
+            h.apply(&Command::PutObject(b)),
+            Response::Rejected(Reason::PreconditionFailed)
+        );
+        // After another version replaced it, the old command is no longer current:
+        // its retry fails the precondition (it cannot be told apart from a new write).
+        h.apply(&conditional("k", "vb", vec![]));
+        assert_eq!(h.apply(&a), Response::Rejected(Reason::PreconditionFailed));
+    }
+}
