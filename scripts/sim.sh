@@ -3,6 +3,7 @@
 #
 #   scripts/sim.sh --scenario NAME --seed N
 #   scripts/sim.sh --scenario NAME[,NAME...] --seeds A..B [--jobs J] [--check-determinism]
+#                  [--release]
 #   scripts/sim.sh --list
 #
 # One line per run (seed, verdict, ops, faults, simulated and wall seconds, violations
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -22,6 +23,7 @@ scenarios=""
 seeds=""
 jobs=2
 det=0
+profile=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --scenario) scenarios="${2:?}"; shift 2 ;;
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
         --seeds) seeds="${2:?}"; shift 2 ;;
         --jobs) jobs="${2:?}"; shift 2 ;;
         --check-determinism) det=1; shift ;;
+        --release) profile=(--release); shift ;;
         --list)
             for f in sim/scenarios/*.toml; do basename "$f" .toml; done
             exit 0 ;;
@@ -54,7 +57,7 @@ done
 export RUSTFLAGS="--cfg madsim"
 export CARGO_TARGET_DIR=target-madsim
 build_log=$(mktemp)
-if ! cargo test --ignore-rust-version -p sim --test scenarios --no-run >"$build_log" 2>&1; then
+if ! cargo test --ignore-rust-version "${profile[@]}" -p sim --test scenarios --no-run >"$build_log" 2>&1; then
     cat "$build_log" >&2
     exit 1
 fi

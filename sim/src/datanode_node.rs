@@ -2,7 +2,8 @@
 //! service on `SimDisk`s that the harness keeps across restarts.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::env::{Disk, Env, SimDisk, SimDiskFaults};
 use common::ids::{DiskId, NodeId, RackId};
@@ -15,6 +16,9 @@ pub struct SimDatanode {
     pub handle: madsim::runtime::NodeHandle,
     pub addr: SocketAddr,
     pub disks: Vec<Arc<SimDisk>>,
+    /// Why process starts failed (the stores did not open). A failed start is retried a
+    /// second later, as a supervisor would.
+    pub start_errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl SimDatanode {
@@ -41,6 +45,8 @@ impl SimDatanode {
         let node_env = env.fork();
         let rack = RackId(rack.to_string());
         let init_disks = served;
+        let start_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let errors = Arc::clone(&start_errors);
         let handle = madsim::runtime::Handle::current()
             .create_node()
             .name(format!("datanode-{id}"))
@@ -53,8 +59,20 @@ impl SimDatanode {
                     .enumerate()
                     .map(|(i, d)| (DiskId(i as u32), Arc::clone(d), StoreConfig::default()))
                     .collect();
+                let errors = Arc::clone(&errors);
                 async move {
-                    let node = Datanode::open(env, id, rack, disks).expect("stores open");
+                    let node = loop {
+                        match Datanode::open(env.clone(), id, rack.clone(), disks.clone()) {
+                            Ok(node) => break node,
+                            Err(e) => {
+                                errors
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(e.to_string());
+                                env.clock().sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    };
                     datanode::service::serve(Arc::new(node), addr, std::future::pending())
                         .await
                         .expect("serve");
@@ -65,6 +83,7 @@ impl SimDatanode {
             handle,
             addr,
             disks,
+            start_errors,
         }
     }
 

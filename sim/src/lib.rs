@@ -5,12 +5,25 @@
 //! - `meta_node`, `datanode_node`, `gateway_node`: the production `MetaNode`,
 //!   `Datanode` and S3 `Gateway` as madsim nodes (disks that outlive restarts).
 //! - `cluster`: `SimCluster`, a whole cluster from a scenario's shape, and the fault
-//!   levers (power loss of a node or rack, clogs and partitions, clock skew).
+//!   levers (power loss of a node or rack, clogs and partitions, pauses, bad disks,
+//!   lossy network, clock skew).
 //! - `scenario`: scenario files (`sim/scenarios/*.toml`) and the per-seed plan.
 //! - `workload`: S3 clients over a small key space, recording the `history`.
 //! - `checker`: the invariants, one file each.
 //! - `runner`: one scenario, one seed, one report.
-//! - `planted`: deliberate bugs that prove the checkers fire.
+//! - `planted`: deliberate faults that prove the checkers fire.
+//!
+//! Fault model (`scenario::FaultKind`): power loss of a data node, a meta node, a whole
+//! rack or every node of a kind (`SimDisk` drops unsynced writes and tears in-flight
+//! ones); a gateway killed; a rack, a node or a group's leader cut off; symmetric
+//! partitions; swizzle-clog; process pause; a data node's disk returning EIO, rotting
+//! bits, slowing down or filling up; packet loss and latency; a gateway's clock skewed
+//! inside or beyond the SigV4 window. Each run is a safety phase (faults on), then every
+//! fault healed, a recovery pause, a liveness phase and final reads.
+//!
+//! Run: `scripts/sim.sh --scenario NAME --seed N` (or `--seeds A..B --jobs J
+//! --check-determinism`); `cargo test -p sim --test scenarios` runs each scenario for
+//! fixed seeds, the determinism check and the planted faults.
 
 #[cfg(madsim)]
 pub mod checker;

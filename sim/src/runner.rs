@@ -215,6 +215,16 @@ async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, f64) {
         .spawn(async move { final_reads(&s3, keys, &timeline, &rec, bound).await })
         .await;
     let sim_secs = clock.now().duration_since(origin).as_secs_f64();
+    for (i, d) in cluster.datanodes.iter().enumerate() {
+        for e in d
+            .start_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            log.push(format!("data-{} failed to start: {e}", i + 1));
+        }
+    }
     let ops = std::mem::take(&mut *recorder.lock().unwrap_or_else(|e| e.into_inner()));
     (History::from_ops(ops), log, sim_secs)
 }
