@@ -73,6 +73,10 @@ struct State {
     in_flight: BTreeMap<FragmentId, u64>,
     /// Bytes of complete fragments plus reservations of in-flight ones.
     used_bytes: u64,
+    /// Fragment files that could not be read when the store opened (I/O errors): left in
+    /// place, not served (a read answers not-found, so the gateway decodes from parity
+    /// and repair rebuilds them), tried again at the next open.
+    unreadable: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -157,6 +161,7 @@ impl FragmentStore {
     fn load_index(&self) -> Result<(), StoreError> {
         let mut index = BTreeMap::new();
         let mut used = 0u64;
+        let mut unreadable = Vec::new();
         for i in 0..=255u8 {
             let dir = format!("{FRAGS_DIR}/{i:02x}");
             let entries = self
@@ -165,18 +170,26 @@ impl FragmentStore {
                 .map_err(|e| StoreError::io("listing", dir.clone(), e))?;
             for e in entries {
                 let path = format!("{dir}/{}", e.name);
-                match self.check_file(&e.name, &path)? {
-                    Ok(h) => {
+                match self.check_file(&e.name, &path) {
+                    Ok(Ok(h)) => {
                         used += h.file_len();
                         index.insert(h.id, h);
                     }
-                    Err(why) => self.quarantine(&path, &e.name, &why)?,
+                    Ok(Err(why)) => self.quarantine(&path, &e.name, &why)?,
+                    // One unreadable file (a bad sector, a transient EIO) must not keep
+                    // the whole disk's fragments offline: skip it, say so, go on. A
+                    // disk that cannot even be listed still fails the open (above).
+                    Err(err) => {
+                        tracing::warn!(path, error = %err, "fragment file unreadable at open; not served");
+                        unreadable.push(path);
+                    }
                 }
             }
         }
         let mut st = self.lock();
         st.index = index;
         st.used_bytes = used;
+        st.unreadable = unreadable;
         Ok(())
     }
 
@@ -238,6 +251,11 @@ impl FragmentStore {
 
     pub fn used_bytes(&self) -> u64 {
         self.lock().used_bytes
+    }
+
+    /// Fragment files skipped at open because reading them failed (see `State`).
+    pub fn unreadable_at_open(&self) -> Vec<String> {
+        self.lock().unreadable.clone()
     }
 
     pub fn fragment_count(&self) -> u64 {

@@ -573,3 +573,43 @@ fn blocks_of_another_fragment_fail_their_checksums() {
         digest(&payload(len, 1))
     );
 }
+
+/// I/O errors reading some fragment files at open skip those files (not served, not
+/// quarantined: the error may be transient) instead of failing the whole store; the
+/// next open with a healthy disk serves them again.
+#[test]
+fn unreadable_files_at_open_are_skipped_not_fatal() {
+    let disk = SimDisk::new(7, SimDiskFaults::default());
+    let store = open(&disk);
+    for slot in 0..SLOTS {
+        put(
+            &store,
+            slot,
+            &payload(1000 + usize::from(slot), u64::from(slot)),
+        )
+        .unwrap();
+    }
+    drop(store);
+    disk.set_faults(SimDiskFaults {
+        read_error_prob: 0.5,
+        ..SimDiskFaults::default()
+    });
+    let d: Arc<dyn Disk> = disk.clone();
+    let store = FragmentStore::open(d, StoreConfig::default()).expect("opens despite EIOs");
+    let skipped = store.unreadable_at_open().len() as u64;
+    assert!(
+        skipped > 0,
+        "with half the reads failing some file is skipped"
+    );
+    assert_eq!(store.fragment_count() + skipped, u64::from(SLOTS));
+    assert!(!disk.file_paths().iter().any(|p| p.starts_with("corrupt/")));
+    disk.set_faults(SimDiskFaults::default());
+    let store = open(&disk);
+    assert_eq!(store.fragment_count(), u64::from(SLOTS));
+    assert!(store.unreadable_at_open().is_empty());
+    for slot in 0..SLOTS {
+        let want = payload(1000 + usize::from(slot), u64::from(slot));
+        let got = store.read(id(slot), 0, want.len() as u64).unwrap();
+        assert_eq!(digest(&got), digest(&want));
+    }
+}
