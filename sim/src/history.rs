@@ -43,6 +43,13 @@ pub enum Request {
         wid: WriteId,
         len: usize,
     },
+    /// A multipart upload of one part (create, upload the part, complete): one logical
+    /// write, invoked at the create and completed by the complete's answer.
+    Multipart {
+        key: String,
+        wid: WriteId,
+        len: usize,
+    },
     Get {
         key: String,
     },
@@ -61,6 +68,7 @@ impl Request {
         match self {
             Request::Put { key, .. }
             | Request::PutIfAbsent { key, .. }
+            | Request::Multipart { key, .. }
             | Request::Get { key }
             | Request::Head { key }
             | Request::Delete { key } => Some(key),
@@ -71,9 +79,21 @@ impl Request {
     /// The write id and body length of a PUT.
     pub fn write(&self) -> Option<(WriteId, usize)> {
         match self {
-            Request::Put { wid, len, .. } | Request::PutIfAbsent { wid, len, .. } => {
-                Some((*wid, *len))
+            Request::Put { wid, len, .. }
+            | Request::PutIfAbsent { wid, len, .. }
+            | Request::Multipart { wid, len, .. } => Some((*wid, *len)),
+            _ => None,
+        }
+    }
+
+    /// The ETag a write's object gets: the body's MD5, or for a multipart upload the MD5
+    /// of its parts' MD5s with `-1`.
+    pub fn etag(&self) -> Option<String> {
+        match self {
+            Request::Put { key, wid, len } | Request::PutIfAbsent { key, wid, len } => {
+                Some(etag_of(key, *wid, *len))
             }
+            Request::Multipart { key, wid, len } => Some(multipart_etag_of(key, *wid, *len)),
             _ => None,
         }
     }
@@ -81,7 +101,10 @@ impl Request {
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            Request::Put { .. } | Request::PutIfAbsent { .. } | Request::Delete { .. }
+            Request::Put { .. }
+                | Request::PutIfAbsent { .. }
+                | Request::Multipart { .. }
+                | Request::Delete { .. }
         )
     }
 
@@ -89,6 +112,7 @@ impl Request {
         match self {
             Request::Put { .. } => "PUT",
             Request::PutIfAbsent { .. } => "PUT-if-absent",
+            Request::Multipart { .. } => "MULTIPART",
             Request::Get { .. } => "GET",
             Request::Head { .. } => "HEAD",
             Request::Delete { .. } => "DELETE",
@@ -173,9 +197,11 @@ impl fmt::Display for Op {
             self.complete_ns as f64 / 1e9,
             self.req.name(),
             match &self.req {
-                Request::Put { key, wid, len } | Request::PutIfAbsent { key, wid, len } => format!(
+                Request::Put { key, wid, len }
+                | Request::PutIfAbsent { key, wid, len }
+                | Request::Multipart { key, wid, len } => format!(
                     "{key} wid {wid} ({len} B, ETag {})",
-                    etag_of(key, *wid, *len)
+                    self.req.etag().unwrap_or_default()
                 ),
                 Request::List => String::new(),
                 r => r.key().unwrap_or_default().to_owned(),
@@ -224,10 +250,10 @@ impl History {
     pub fn etags(&self) -> BTreeMap<String, BTreeMap<String, WriteId>> {
         let mut out: BTreeMap<String, BTreeMap<String, WriteId>> = BTreeMap::new();
         for op in &self.ops {
-            if let (Some(key), Some((wid, len))) = (op.req.key(), op.req.write()) {
-                out.entry(key.to_owned())
-                    .or_default()
-                    .insert(etag_of(key, wid, len), wid);
+            if let (Some(key), Some((wid, _)), Some(etag)) =
+                (op.req.key(), op.req.write(), op.req.etag())
+            {
+                out.entry(key.to_owned()).or_default().insert(etag, wid);
             }
         }
         out
@@ -371,6 +397,12 @@ pub fn parse_body(body: &[u8]) -> Result<BodyHeader, String> {
 /// The S3 ETag of a single-part PUT of `make_body(key, wid, len)`: hex MD5.
 pub fn etag_of(key: &str, wid: WriteId, len: usize) -> String {
     hex(&Md5::digest(make_body(key, wid, len)))
+}
+
+/// The ETag of a one-part multipart upload of `make_body(key, wid, len)`.
+pub fn multipart_etag_of(key: &str, wid: WriteId, len: usize) -> String {
+    let part = Md5::digest(make_body(key, wid, len));
+    format!("{}-1", hex(&Md5::digest(part)))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

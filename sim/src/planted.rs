@@ -8,8 +8,13 @@
 //!   every node of that kind at once (the `mass_crash` fault), acknowledged writes vanish.
 //! - `MisdirectedReads` on data nodes: while its switch is on, a read of a fragment file
 //!   returns the bytes at the same offset of *another* fragment file of the same size (a
-//!   disk that reads the wrong sector). Each block's CRC32C covers only its payload, so
-//!   the data node cannot tell; the gateway serves another object's bytes.
+//!   disk that reads the wrong sector). It found a real bug (block CRCs covered only the
+//!   payload, so the gateway served another object's bytes); since fragment format v2
+//!   seeds each block's CRC with its identity, such reads fail instead, and the scenario
+//!   is a regression test that must pass.
+//! - `CorruptResponses`: the path between clients and gateways flips one byte of every
+//!   fifth GET body (past TCP's checksum). The product cannot prevent it; it proves the
+//!   corruption checker fires on real runs.
 //! - `UnhealedMajority`: "healing" leaves a majority of the meta nodes dead, so the
 //!   liveness phase cannot succeed (the liveness checker must say so).
 
@@ -35,6 +40,8 @@ pub enum Planted {
     MisdirectedReads,
     /// A majority of meta nodes stays dead through the liveness phase.
     UnhealedMajority,
+    /// Every fifth GET body reaches the client with one byte flipped.
+    CorruptResponses,
 }
 
 impl Planted {
@@ -44,6 +51,7 @@ impl Planted {
             Planted::DatanodeFsyncLies => "datanode-fsync-lies",
             Planted::MisdirectedReads => "misdirected-reads",
             Planted::UnhealedMajority => "unhealed-majority",
+            Planted::CorruptResponses => "corrupt-responses",
         }
     }
 
@@ -53,6 +61,7 @@ impl Planted {
             "datanode-fsync-lies" => Some(Planted::DatanodeFsyncLies),
             "misdirected-reads" => Some(Planted::MisdirectedReads),
             "unhealed-majority" => Some(Planted::UnhealedMajority),
+            "corrupt-responses" => Some(Planted::CorruptResponses),
             _ => None,
         }
     }

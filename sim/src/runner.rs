@@ -151,6 +151,7 @@ async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, f64) {
                 workload: w.clone(),
                 timeline,
                 recorder: Arc::clone(&recorder),
+                corrupt_gets: sc.planted == Some(Planted::CorruptResponses),
             };
             cluster.clients[i].spawn(client.run())
         })

@@ -127,6 +127,9 @@ pub struct Mix {
     pub delete: u32,
     #[serde(default)]
     pub list: u32,
+    /// One-part multipart uploads.
+    #[serde(default)]
+    pub multipart: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -409,7 +412,7 @@ impl Scenario {
             return bad("workload.keys must be at least 1");
         }
         let m = &w.mix;
-        if m.put + m.put_if_absent + m.get + m.head + m.delete + m.list == 0 {
+        if m.put + m.put_if_absent + m.get + m.head + m.delete + m.list + m.multipart == 0 {
             return bad("workload.mix is all zero");
         }
         if w.think_ms[0] > w.think_ms[1] || w.body_bytes[0] > w.body_bytes[1] {

@@ -47,6 +47,8 @@ pub struct Client {
     pub workload: Workload,
     pub timeline: Timeline,
     pub recorder: Recorder,
+    /// Planted: flip a byte of every fifth GET body on its way back.
+    pub corrupt_gets: bool,
 }
 
 impl Client {
@@ -112,15 +114,22 @@ impl Client {
             Request::Head { key }
         } else if under(m.delete) {
             Request::Delete { key }
-        } else {
+        } else if under(m.list) {
             Request::List
+        } else {
+            Request::Multipart {
+                key,
+                wid: wid(),
+                len,
+            }
         }
     }
 
     /// Sends `req` through a random gateway and records it.
     pub async fn perform(&self, req: Request, phase: Phase, timeout: Duration) -> Response {
         let gw = self.env.with_rng(|r| r.below(self.s3.len() as u64)) as usize;
-        perform(
+        let corrupt = self.corrupt_gets.then_some(&self.env);
+        perform_with(
             &self.s3[gw],
             self.id,
             &self.timeline,
@@ -128,13 +137,14 @@ impl Client {
             req,
             phase,
             timeout,
+            corrupt,
         )
         .await
     }
 }
 
 fn total(m: &Mix) -> u32 {
-    m.put + m.put_if_absent + m.get + m.head + m.delete + m.list
+    m.put + m.put_if_absent + m.get + m.head + m.delete + m.list + m.multipart
 }
 
 /// Sends one request, classifies the answer, records the op.
@@ -147,12 +157,36 @@ pub async fn perform(
     phase: Phase,
     timeout: Duration,
 ) -> Response {
+    perform_with(s3, client, timeline, recorder, req, phase, timeout, None).await
+}
+
+/// `perform`, with the planted corruption of GET bodies when `corrupt` holds the env
+/// whose random stream picks the victims.
+#[allow(clippy::too_many_arguments)]
+async fn perform_with(
+    s3: &S3Client,
+    client: u32,
+    timeline: &Timeline,
+    recorder: &Recorder,
+    req: Request,
+    phase: Phase,
+    timeout: Duration,
+    corrupt: Option<&Env>,
+) -> Response {
     let clock = s3.env.clock().clone();
     let invoke = clock.now();
-    let resp = match clock.timeout(timeout, send(s3, &req)).await {
+    let mut resp = match clock.timeout(timeout, send(s3, &req)).await {
         Ok(r) => r,
         Err(_) => Response::Unknown(format!("timed out after {timeout:?}")),
     };
+    if let (Some(env), Response::Body(b)) = (corrupt, &resp) {
+        if !b.is_empty() && env.with_rng(|r| r.below(5)) == 0 {
+            let mut v = b.to_vec();
+            let i = env.with_rng(|r| r.below(v.len() as u64)) as usize;
+            v[i] ^= 0x20;
+            resp = Response::Body(v.into());
+        }
+    }
     let complete = clock.now();
     recorder.lock().unwrap_or_else(|e| e.into_inner()).push(Op {
         id: 0,
@@ -169,6 +203,9 @@ pub async fn perform(
 async fn send(s3: &S3Client, req: &Request) -> Response {
     let path = |key: &str| format!("/{BUCKET}/{key}");
     let result = match req {
+        Request::Multipart { key, wid, len } => {
+            return multipart(s3, &path(key), make_body(key, *wid, *len)).await
+        }
         Request::Put { key, wid, len } => {
             s3.send("PUT", &path(key), make_body(key, *wid, *len), &[])
                 .await
@@ -196,6 +233,118 @@ async fn send(s3: &S3Client, req: &Request) -> Response {
         Err(e) if e.starts_with("connect:") || e.starts_with("handshake:") => Response::Failed(e),
         Err(e) => Response::Unknown(e),
     }
+}
+
+/// A one-part multipart upload. Anything failing before the complete is sent had no
+/// effect on the key (the upload is aborted, best effort); the complete's answer decides
+/// the rest.
+async fn multipart(s3: &S3Client, path: &str, body: Bytes) -> Response {
+    let not_sent = |e: String| Response::Failed(format!("before complete: {e}"));
+    let created = match s3
+        .send("POST", &format!("{path}?uploads"), Bytes::new(), &[])
+        .await
+    {
+        Ok(r) if r.status.as_u16() == 200 => r,
+        Ok(r) => return not_sent(format!("create {}", r.status.as_u16())),
+        Err(e) => return not_sent(format!("create {e}")),
+    };
+    let Some(upload) = xml_value(&String::from_utf8_lossy(&created.body), "UploadId") else {
+        return not_sent("create: no UploadId".into());
+    };
+    let upload = encode_query(&upload);
+    let abort = || async {
+        let _ = s3
+            .send(
+                "DELETE",
+                &format!("{path}?uploadId={upload}"),
+                Bytes::new(),
+                &[],
+            )
+            .await;
+    };
+    let part = s3
+        .send(
+            "PUT",
+            &format!("{path}?partNumber=1&uploadId={upload}"),
+            body,
+            &[],
+        )
+        .await;
+    let part_etag = match part {
+        Ok(r) if r.status.as_u16() == 200 => header_etag(&r).unwrap_or_default(),
+        Ok(r) => {
+            abort().await;
+            return not_sent(format!("part {}", r.status.as_u16()));
+        }
+        Err(e) => {
+            abort().await;
+            return not_sent(format!("part {e}"));
+        }
+    };
+    let xml = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"{part_etag}\"</ETag></Part></CompleteMultipartUpload>"
+    );
+    match s3
+        .send(
+            "POST",
+            &format!("{path}?uploadId={upload}"),
+            Bytes::from(xml),
+            &[],
+        )
+        .await
+    {
+        Ok(r) if r.status.as_u16() == 200 => {
+            let text = String::from_utf8_lossy(&r.body);
+            match (xml_value(&text, "Code"), xml_value(&text, "ETag")) {
+                (None, Some(etag)) => Response::Written {
+                    etag: etag
+                        .replace("&quot;", "")
+                        .replace("&#34;", "")
+                        .replace('"', ""),
+                },
+                (code, _) => Response::Unknown(format!("complete: 200 with {code:?}")),
+            }
+        }
+        Ok(r) if r.status.as_u16() >= 500 => Response::Unknown(format!(
+            "complete: {} {}",
+            r.status.as_u16(),
+            r.error_code().unwrap_or_default()
+        )),
+        Ok(r) => {
+            abort().await;
+            Response::Failed(format!(
+                "complete: {} {}",
+                r.status.as_u16(),
+                r.error_code().unwrap_or_default()
+            ))
+        }
+        Err(e) if e.starts_with("connect:") || e.starts_with("handshake:") => {
+            Response::Failed(format!("complete not sent: {e}"))
+        }
+        Err(e) => Response::Unknown(format!("complete: {e}")),
+    }
+}
+
+/// The text between the first `<tag>` and `</tag>`.
+fn xml_value(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&close)? + start;
+    Some(xml[start..end].to_owned())
+}
+
+/// Percent-encodes a query value.
+fn encode_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 fn classify(req: &Request, r: &S3Reply) -> Response {

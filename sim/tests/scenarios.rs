@@ -73,30 +73,13 @@ fn swarm() {
     assert_passes("swarm", &[1]);
 }
 
+/// Seed 7 found a product bug, fixed in meta-raft (26fbf71): a conditional PUT whose
+/// first commit attempt timed out (its leader isolated, the entry committed by the next
+/// leader) was retried by `MetaClient`, failed its own `KeyAbsent` check and answered
+/// 412 although it had taken effect.
 #[test]
 fn conditional() {
-    assert_passes("conditional", &[1, 2]);
-}
-
-/// A product bug this harness found, kept as a regression seed (not fixed in `sim/`).
-/// `MetaClient` retries a write whose RPC timed out; when a conditional PUT's first
-/// attempt did commit (the group leader was isolated after replicating it, and the new
-/// leader committed it), the retry fails its `KeyAbsent` check and the client gets 412
-/// PreconditionFailed for a PUT that took effect: conditional seed 7, key k2, op #106
-/// `PUT-if-absent` [5.272 s..7.978 s] answers 412, and its ETag is the key's current
-/// version from then on (LIST #108, HEAD #109). When this test fails, the bug is fixed:
-/// move seed 7 into `conditional` above.
-#[test]
-fn known_bug_retried_conditional_put_answers_412_although_it_happened() {
-    let r = run("conditional", 7);
-    assert!(
-        r.violations.linearizability.iter().any(|v| matches!(
-            v,
-            sim::checker::linearizable::NotLinearizable::Violation { key, .. } if key == "k2"
-        )),
-        "conditional seed 7 no longer shows the retried conditional PUT bug: \
-         if it is fixed, make seed 7 a passing regression"
-    );
+    assert_passes("conditional", &[1, 2, 7]);
 }
 
 #[test]
@@ -152,12 +135,36 @@ fn planted_datanode_fsync_lies_is_caught() {
     );
 }
 
+/// Found a product bug, fixed by fragment format v2 (a115963): a disk that reads another
+/// fragment file's blocks passed the payload-only block CRCs and the gateway served
+/// another object's bytes. Now such reads fail (GETs error out mid-body) and every
+/// checker passes.
 #[test]
-fn planted_misdirected_reads_are_caught() {
+fn misdirected_reads_fail_instead_of_serving_other_bytes() {
     let r = run("misdirected-reads", 1);
     assert!(
+        r.passed(),
+        "misdirected reads: {}",
+        r.violations.lines().join("\n")
+    );
+    let failed_gets = r
+        .history
+        .ops
+        .iter()
+        .filter(|o| {
+            matches!(o.req, sim::history::Request::Get { .. })
+                && matches!(o.resp, sim::history::Response::Unknown(_))
+        })
+        .count();
+    assert!(failed_gets > 0, "the misdirected reads never happened");
+}
+
+#[test]
+fn planted_corrupt_responses_are_caught() {
+    let r = run("corrupt-responses", 1);
+    assert!(
         !r.violations.corruption.is_empty(),
-        "fragments read from the wrong file, yet the corruption checker passed"
+        "GET bodies corrupted on the way to the client, yet the corruption checker passed"
     );
 }
 

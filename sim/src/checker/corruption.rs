@@ -159,10 +159,12 @@ fn check_op(
             }
         }
         (
-            Request::Put { key, wid, len } | Request::PutIfAbsent { key, wid, len },
+            Request::Put { key, .. }
+            | Request::PutIfAbsent { key, .. }
+            | Request::Multipart { key, .. },
             Response::Written { etag },
         ) => {
-            let expected = crate::history::etag_of(key, *wid, *len);
+            let expected = op.req.etag().unwrap_or_default();
             if *etag != expected {
                 out.push(Corruption::WrongPutEtag {
                     op: op.id,
@@ -218,6 +220,31 @@ mod tests {
             ),
         ]);
         assert_eq!(check(&h), vec![]);
+    }
+
+    #[test]
+    fn multipart_etags_are_checked_as_multipart() {
+        let req = crate::history::Request::Multipart {
+            key: "k".into(),
+            wid: 7,
+            len: LEN,
+        };
+        let good = crate::history::multipart_etag_of("k", 7, LEN);
+        assert!(good.ends_with("-1"));
+        let h = history(vec![
+            op(
+                0,
+                (0, 10),
+                req.clone(),
+                Response::Written { etag: good.clone() },
+            ),
+            op(0, (11, 20), head("k"), Response::Etag(good)),
+            op(0, (21, 30), get("k"), body("k", 7)),
+        ]);
+        assert_eq!(check(&h), vec![]);
+        // The single-part ETag of the same body is not the multipart object's.
+        let h = history(vec![op(0, (0, 10), req, written("k", 7))]);
+        assert!(matches!(&check(&h)[..], [Corruption::WrongPutEtag { .. }]));
     }
 
     #[test]

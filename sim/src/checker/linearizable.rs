@@ -106,8 +106,12 @@ fn model(
 ) -> Option<MOp> {
     let unknown = matches!(op.resp, Response::Unknown(_));
     let kind = match (&op.req, &op.resp) {
-        (Request::Put { wid, .. }, Response::Written { .. }) => Kind::Set(Some(*wid)),
-        (Request::Put { wid, .. }, _) if unknown => Kind::Set(Some(*wid)),
+        (Request::Put { wid, .. } | Request::Multipart { wid, .. }, Response::Written { .. }) => {
+            Kind::Set(Some(*wid))
+        }
+        (Request::Put { wid, .. } | Request::Multipart { wid, .. }, _) if unknown => {
+            Kind::Set(Some(*wid))
+        }
         (Request::PutIfAbsent { wid, .. }, Response::Written { .. }) => Kind::CreateOk(*wid),
         (Request::PutIfAbsent { wid, .. }, _) if unknown => Kind::CreateMaybe(*wid),
         (Request::PutIfAbsent { .. }, Response::PreconditionFailed) => Kind::CreateRefused,

@@ -43,8 +43,10 @@ impl fmt::Display for ListViolation {
 }
 
 fn is_put(o: &Op) -> bool {
-    matches!(o.req, Request::Put { .. } | Request::PutIfAbsent { .. })
-        && matches!(o.resp, Response::Written { .. } | Response::Unknown(_))
+    matches!(
+        o.req,
+        Request::Put { .. } | Request::PutIfAbsent { .. } | Request::Multipart { .. }
+    ) && matches!(o.resp, Response::Written { .. } | Response::Unknown(_))
 }
 
 fn is_delete(o: &Op) -> bool {

@@ -55,14 +55,10 @@ fn describe(v: Option<WriteId>) -> String {
 fn write_value(op: &Op) -> Option<Option<WriteId>> {
     let maybe = matches!(op.resp, Response::Unknown(_));
     match (&op.req, &op.resp) {
-        (Request::Put { wid, .. } | Request::PutIfAbsent { wid, .. }, Response::Written { .. }) => {
-            Some(Some(*wid))
-        }
-        (Request::Put { wid, .. } | Request::PutIfAbsent { wid, .. }, _) if maybe => {
-            Some(Some(*wid))
-        }
         (Request::Delete { .. }, Response::Deleted) => Some(None),
         (Request::Delete { .. }, _) if maybe => Some(None),
+        (r, Response::Written { .. }) => r.write().map(|(wid, _)| Some(wid)),
+        (r, _) if maybe => r.write().map(|(wid, _)| Some(wid)),
         _ => None,
     }
 }
