@@ -2,7 +2,8 @@
 //! pipelines (`data`). Stateless: everything durable lives in the metadata plane and on
 //! data nodes.
 //!
-//! - `server`: HTTP front end (hyper `serve_connection`), s3s service assembly.
+//! - `server`: HTTP front end (hyper `serve_connection`, connection cap and idle
+//!   timeout; `activity_io` counts bytes moved), s3s service assembly.
 //! - `auth`: access keys, clock-skew and bucket-ownership checks.
 //! - `gateway` + `ops_*`: the S3 semantics of each operation; `s3_impl` wires them into
 //!   s3s's `S3` trait.
@@ -11,6 +12,7 @@
 //! - `client`: a small SigV4 client (simulation, `shale bench`).
 //! - `data`: stripes, erasure coding, placement and fragment I/O.
 
+mod activity_io;
 pub mod auth;
 pub mod checksum;
 pub mod client;

@@ -2,11 +2,15 @@
 //! 100-continue` answered when the handler first reads the body — after authentication)
 //! on a TCP listener (madsim's in simulation), one task per connection spawned through
 //! `common::env`, TCP_NODELAY, a request id (`x-amz-request-id`) and a tracing span per
-//! request.
+//! request. At most `max_connections` connections are served at once (then accepting
+//! pauses), and a keep-alive connection idle for `idle_timeout` is closed gracefully
+//! ([`ServeLimits`]): file descriptors and tasks stay bounded whatever clients do.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::env::{Env, JoinHandle};
 use hyper::server::conn::http1;
@@ -14,8 +18,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
+use crate::activity_io::ActivityIo;
 use crate::auth::{Access, KeyAuth, KeyStore};
 use crate::gateway::Gateway;
 
@@ -60,24 +66,65 @@ pub fn build_service(gateway: Gateway) -> Result<S3Service, String> {
     Ok(b.build())
 }
 
+/// Limits of the HTTP front end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Connections served at once; beyond it the gateway stops accepting (new clients
+    /// wait in the kernel's backlog) until one closes. Bounds fds and tasks.
+    pub max_connections: usize,
+    /// A kept-alive connection with no bytes moving and no request in progress for this
+    /// long (up to twice this, as it is checked once per period) is closed gracefully.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Serves S3 on `listener` until `shutdown` resolves; then stops accepting and closes
-/// the open connections.
+/// the open connections. Default [`ServeLimits`].
 pub async fn serve(
     env: Env,
     listener: TcpListener,
     service: S3Service,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(env, listener, service, shutdown, ServeLimits::default()).await
+}
+
+/// [`serve`] with explicit limits.
+pub async fn serve_with(
+    env: Env,
+    listener: TcpListener,
+    service: S3Service,
+    shutdown: impl Future<Output = ()>,
+    limits: ServeLimits,
+) -> std::io::Result<()> {
     tokio::pin!(shutdown);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut conns: Vec<JoinHandle<()>> = Vec::new();
     loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break, // never closed
+            },
+        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // Out of file descriptors and similar: log and keep serving.
+                    // Out of file descriptors and similar: log, back off (instead of
+                    // spinning on a failing accept), keep serving.
                     tracing::warn!(error = %e, "accept failed");
+                    env.clock().sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
@@ -89,7 +136,8 @@ pub async fn serve(
         let svc = service.clone();
         let conn_env = env.fork();
         conns.push(env.spawn("s3-connection", async move {
-            serve_connection(conn_env, stream, peer, svc).await;
+            let _permit = permit;
+            serve_connection(conn_env, stream, peer, svc, limits.idle_timeout).await;
         }));
     }
     for c in conns {
@@ -98,19 +146,46 @@ pub async fn serve(
     Ok(())
 }
 
+/// Pause after a failed `accept` (EMFILE and the like).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Decrements the in-flight request count when a request's handler finishes or is
+/// dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(n: &Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(n))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn serve_connection(
     env: Env,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     svc: S3Service,
+    idle_timeout: Duration,
 ) {
     let env = Arc::new(env);
+    let activity = Arc::new(AtomicU64::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let handler_env = Arc::clone(&env);
+    let handler_in_flight = Arc::clone(&in_flight);
     let handler = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let svc = svc.clone();
-        let id = format!("{:016X}", env.random_u64());
+        let id = format!("{:016X}", handler_env.random_u64());
         let span =
             tracing::info_span!("s3", id = %id, method = %req.method(), path = %req.uri().path());
+        let guard = InFlight::start(&handler_in_flight);
         async move {
+            let _guard = guard;
             let mut resp = hyper::service::Service::call(&svc, req).await?;
             tracing::debug!(status = resp.status().as_u16(), "done");
             if let Ok(v) = http::HeaderValue::from_str(&id) {
@@ -121,11 +196,33 @@ async fn serve_connection(
         }
         .instrument(span)
     });
-    let r = http1::Builder::new()
+    let io = TokioIo::new(ActivityIo::new(stream, Arc::clone(&activity)));
+    let conn = http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), handler)
-        .await;
+        .serve_connection(io, handler);
+    tokio::pin!(conn);
+    let mut seen = activity.load(Ordering::Relaxed);
+    let mut closing = false;
+    let r = loop {
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            () = env.clock().sleep(idle_timeout), if !closing => {
+                let now = activity.load(Ordering::Relaxed);
+                if now == seen && in_flight.load(Ordering::Relaxed) == 0 {
+                    tracing::debug!(%peer, "closing an idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                seen = now;
+            }
+        }
+    };
     if let Err(e) = r {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
+
+// Real loopback TCP; the madsim build covers serving through sim/tests/gateway.rs.
+#[cfg(all(test, not(madsim)))]
+#[path = "server_test.rs"]
+mod server_test;

@@ -217,14 +217,21 @@ impl Worker {
         path: &str,
         body: Bytes,
     ) -> Result<gateway::client::S3Reply, String> {
-        let conn = self.conn().await.map_err(|_| "connect".to_string())?;
-        match conn.send(method, path, body, &[]).await {
-            Ok(r) => Ok(r),
-            Err(_) => {
-                self.conn = None;
-                Err("transport".into())
+        // A kept-alive connection the server closed meanwhile (idle timeout) fails
+        // before the request is sent ("connection: ..."): reconnect once, as SDKs do.
+        for attempt in 0..2 {
+            let conn = self.conn().await.map_err(|_| "connect".to_string())?;
+            match conn.send(method, path, body.clone(), &[]).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    self.conn = None;
+                    if attempt > 0 || !e.starts_with("connection:") {
+                        return Err("transport".into());
+                    }
+                }
             }
         }
+        Err("transport".into())
     }
 
     fn next_generation(&mut self) -> u64 {
