@@ -23,8 +23,10 @@ use madsim::runtime::{Handle, NodeHandle};
 use meta_raft::client::MetaClient;
 use meta_raft::state_machine::AccessKey;
 
+use crate::checker::replicas::ReplicaState;
 use crate::datanode_node::SimDatanode;
 use crate::gateway_node::SimGateway;
+use crate::history::Fnv;
 use crate::meta_node::{meta_config, SimMetaNode};
 use crate::planted::{FsyncLies, MisdirectedReads, Planted};
 use crate::scenario::{ClusterShape, NodeRef};
@@ -449,10 +451,84 @@ impl SimCluster {
         self.set_network(None);
     }
 
+    /// Every replica of every metadata group, summarised (`checker::replicas`), polled
+    /// until the replicas of each group agree or `wait` passes.
+    pub async fn replica_states(&self, wait: Duration) -> Vec<ReplicaState> {
+        let clock = self.env.clock().clone();
+        let deadline = clock.now() + wait;
+        loop {
+            let states = self.replica_states_now();
+            if crate::checker::replicas::check(&states).is_empty() || clock.now() >= deadline {
+                return states;
+            }
+            clock.sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn replica_states_now(&self) -> Vec<ReplicaState> {
+        let mut out = Vec::new();
+        for g in 0..=u64::from(self.shape.object_groups) {
+            for (i, m) in self.metas.iter().enumerate() {
+                let running = if self.down.contains_key(&NodeRef::Meta(i)) {
+                    None
+                } else {
+                    m.node()
+                };
+                let (applied, digest) = match running {
+                    None => (None, None),
+                    Some(node) => {
+                        let applied = node.host().registry().get(GroupId(g)).and_then(|r| {
+                            openraft::rt::WatchReceiver::borrow_watched(&r.metrics())
+                                .last_applied
+                                .map(|l| l.index)
+                        });
+                        let digest = node
+                            .host()
+                            .state_machine(GroupId(g))
+                            .and_then(|sm| digest_database(sm.database()).ok());
+                        (applied, digest)
+                    }
+                };
+                out.push(ReplicaState {
+                    group: g,
+                    node: m.id,
+                    applied,
+                    digest,
+                });
+            }
+        }
+        out
+    }
+
     /// Turns the planted bug on or off.
     pub fn set_lying(&self, on: bool) {
         self.lying.store(on, Ordering::Relaxed);
     }
+}
+
+/// FNV-1a over every table of a state machine database: names, keys and values, in
+/// order, each length-prefixed.
+fn digest_database(db: &redb::Database) -> Result<u64, redb::Error> {
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+    let txn = db.begin_read()?;
+    let mut names: Vec<String> = txn.list_tables()?.map(|h| h.name().to_owned()).collect();
+    names.sort();
+    let mut h = Fnv::new();
+    let mut put = |bytes: &[u8]| {
+        h.write(&(bytes.len() as u64).to_le_bytes());
+        h.write(bytes);
+    };
+    for name in names {
+        put(name.as_bytes());
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
+        let table = txn.open_table(def)?;
+        for item in table.iter()? {
+            let (k, v) = item?;
+            put(k.value());
+            put(v.value());
+        }
+    }
+    Ok(h.finish())
 }
 
 pub fn rack_name(rack: usize) -> String {

@@ -12,6 +12,8 @@
 //!   payload, so the gateway served another object's bytes); since fragment format v2
 //!   seeds each block's CRC with its identity, such reads fail instead, and the scenario
 //!   is a regression test that must pass.
+//! - `DivergentReplica`: after the final reads, one replica of the root group writes a row
+//!   the others never see (a non-deterministic apply). The replicas checker must fire.
 //! - `CorruptResponses`: the path between clients and gateways flips one byte of every
 //!   fifth GET body (past TCP's checksum). The product cannot prevent it; it proves the
 //!   corruption checker fires on real runs.
@@ -42,6 +44,8 @@ pub enum Planted {
     UnhealedMajority,
     /// Every fifth GET body reaches the client with one byte flipped.
     CorruptResponses,
+    /// One replica's state machine gets a row the others do not have.
+    DivergentReplica,
 }
 
 impl Planted {
@@ -52,6 +56,7 @@ impl Planted {
             Planted::MisdirectedReads => "misdirected-reads",
             Planted::UnhealedMajority => "unhealed-majority",
             Planted::CorruptResponses => "corrupt-responses",
+            Planted::DivergentReplica => "divergent-replica",
         }
     }
 
@@ -62,6 +67,7 @@ impl Planted {
             "misdirected-reads" => Some(Planted::MisdirectedReads),
             "unhealed-majority" => Some(Planted::UnhealedMajority),
             "corrupt-responses" => Some(Planted::CorruptResponses),
+            "divergent-replica" => Some(Planted::DivergentReplica),
             _ => None,
         }
     }

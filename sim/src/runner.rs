@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::env::Env;
 
+use crate::checker::replicas::ReplicaState;
 use crate::checker::Violations;
 use crate::cluster::SimCluster;
 use crate::history::{Fnv, History};
@@ -84,8 +85,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
     rt.set_time_limit(Duration::from_secs_f64(limit));
     let sc = scenario.clone();
     let p = plan.clone();
-    let (history, fault_log, sim_secs) = rt.block_on(async move { drive(&sc, &p).await });
-    let violations = Violations::check(&history);
+    let (history, fault_log, replicas, sim_secs) = rt.block_on(async move { drive(&sc, &p).await });
+    let mut violations = Violations::check(&history);
+    violations.replicas = crate::checker::replicas::check(&replicas);
     let mut h = Fnv::new();
     h.write(&history.trace_hash().to_le_bytes());
     for l in &fault_log {
@@ -115,7 +117,7 @@ enum Undo {
     Nothing,
 }
 
-async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, f64) {
+async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, Vec<ReplicaState>, f64) {
     let env = Env::seeded(plan.seed);
     let mut cluster = SimCluster::start(&env, &sc.cluster, sc.planted);
     if let Err(e) = cluster.bootstrap().await {
@@ -216,6 +218,29 @@ async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, f64) {
         .spawn(async move { final_reads(&s3, keys, &timeline, &rec, bound).await })
         .await;
     let sim_secs = clock.now().duration_since(origin).as_secs_f64();
+    if sc.planted == Some(Planted::DivergentReplica) {
+        diverge(&cluster);
+        log.push("planted: meta-2's root group replica got a private row".into());
+    }
+    // Metadata replicas, once they stop moving (bounded).
+    let replicas = cluster
+        .replica_states(Duration::from_secs_f64(w.replica_wait_secs))
+        .await;
+    let mut applied: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for r in &replicas {
+        applied
+            .entry(r.group)
+            .or_default()
+            .push(r.applied.map_or_else(|| "-".to_owned(), |a| a.to_string()));
+    }
+    log.push(format!(
+        "replicas applied: {}",
+        applied
+            .iter()
+            .map(|(g, a)| format!("group {g} [{}]", a.join(" ")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     for (i, d) in cluster.datanodes.iter().enumerate() {
         for e in d
             .start_errors
@@ -227,7 +252,24 @@ async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, f64) {
         }
     }
     let ops = std::mem::take(&mut *recorder.lock().unwrap_or_else(|e| e.into_inner()));
-    (History::from_ops(ops), log, sim_secs)
+    (History::from_ops(ops), log, replicas, sim_secs)
+}
+
+/// The planted divergence: a row written straight into one replica's state machine.
+fn diverge(cluster: &SimCluster) {
+    use redb::TableDefinition;
+    let node = cluster.metas[1].node().expect("meta-2 runs");
+    let sm = node
+        .host()
+        .state_machine(meta_raft::meta_node::ROOT_GROUP)
+        .expect("root group");
+    let txn = sm.database().begin_write().expect("write txn");
+    {
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sim_planted");
+        let mut t = txn.open_table(def).expect("table");
+        t.insert(b"k".as_slice(), b"v".as_slice()).expect("insert");
+    }
+    txn.commit().expect("commit");
 }
 
 async fn start_fault(cluster: &mut SimCluster, action: &FaultAction) -> (Undo, String) {

@@ -85,6 +85,9 @@ pub struct Workload {
     /// Pause between a client's requests, drawn per request (milliseconds).
     #[serde(default = "default_think")]
     pub think_ms: [u64; 2],
+    /// How long to wait for metadata replicas to converge after the final reads.
+    #[serde(default = "default_replica_wait")]
+    pub replica_wait_secs: f64,
     /// Body sizes, drawn per PUT; above 4 KiB a body is erasure coded, below it is
     /// stored inline in the metadata.
     #[serde(default = "default_body")]
@@ -103,6 +106,9 @@ fn default_op_timeout() -> f64 {
 }
 fn default_liveness_timeout() -> f64 {
     10.0
+}
+fn default_replica_wait() -> f64 {
+    30.0
 }
 fn default_think() -> [u64; 2] {
     [0, 200]

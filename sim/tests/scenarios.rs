@@ -177,6 +177,15 @@ fn planted_unhealed_majority_is_caught() {
     );
 }
 
+#[test]
+fn planted_divergent_replica_is_caught() {
+    let r = run("divergent-replica", 1);
+    assert!(
+        !r.violations.replicas.is_empty(),
+        "a replica holds a row the others lack, yet the replicas checker passed"
+    );
+}
+
 /// `scripts/sim.sh`: runs `SHALE_SIM_SCENARIO` with `SHALE_SIM_SEED` (twice, comparing
 /// trace hashes, if `SHALE_SIM_CHECK_DETERMINISM=1`) and prints `RESULT <summary>`.
 #[test]

@@ -12,6 +12,8 @@
 //!   explains it).
 //! - `liveness`: once faults are healed and the cluster had time to recover, every
 //!   request succeeds within the bound.
+//! - `replicas`: after quiescence, every replica of every metadata group holds the same
+//!   state (collected from the cluster, not the history).
 //!
 //! Time: an op's interval is [invoke, complete]; a write whose outcome is unknown has
 //! no completion (it may take effect at any point after its invocation, or never).
@@ -21,6 +23,7 @@ pub mod linearizable;
 pub mod list_after_write;
 pub mod liveness;
 pub mod lost_writes;
+pub mod replicas;
 
 use crate::history::{History, Op, Response};
 
@@ -32,6 +35,8 @@ pub struct Violations {
     pub corruption: Vec<corruption::Corruption>,
     pub list_after_write: Vec<list_after_write::ListViolation>,
     pub liveness: Vec<liveness::Unavailable>,
+    /// Filled by the runner from the cluster's state (`Violations::check` leaves it empty).
+    pub replicas: Vec<replicas::Diverged>,
 }
 
 impl Violations {
@@ -43,6 +48,7 @@ impl Violations {
             corruption: corruption::check(h),
             list_after_write: list_after_write::check(h),
             liveness: liveness::check(h),
+            replicas: Vec::new(),
         }
     }
 
@@ -56,17 +62,19 @@ impl Violations {
             + self.corruption.len()
             + self.list_after_write.len()
             + self.liveness.len()
+            + self.replicas.len()
     }
 
     /// Counts per checker, e.g. `lost-writes=0 linearizability=1 ...`.
     pub fn summary(&self) -> String {
         format!(
-            "lost-writes={} linearizability={} corruption={} list-after-write={} liveness={}",
+            "lost-writes={} linearizability={} corruption={} list-after-write={} liveness={} replicas={}",
             self.lost_writes.len(),
             self.linearizability.len(),
             self.corruption.len(),
             self.list_after_write.len(),
-            self.liveness.len()
+            self.liveness.len(),
+            self.replicas.len()
         )
     }
 
@@ -86,6 +94,7 @@ impl Violations {
                 .map(|v| format!("list-after-write: {v}")),
         );
         out.extend(self.liveness.iter().map(|v| format!("liveness: {v}")));
+        out.extend(self.replicas.iter().map(|v| format!("replicas: {v}")));
         out
     }
 }
