@@ -14,15 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::cluster::{check_placement, Placement};
 use common::cluster::{DiskInfo, DiskState, NodeInfo, NodeState};
 use common::env::{Disk, Env, SimDisk, SimDiskFaults};
-use common::ids::{DiskId, GroupId, NodeId, RackId};
+use common::ids::{DiskId, FragmentId, GroupId, NodeId, RackId};
 use gateway::client::S3Client;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use meta_raft::client::MetaClient;
 use meta_raft::state_machine::AccessKey;
+use meta_raft::state_machine::CurrentVersion;
+use meta_raft::state_machine::ObjectBody;
 
+use crate::checker::fragments::StripeHealth;
 use crate::checker::replicas::ReplicaState;
 use crate::datanode_node::SimDatanode;
 use crate::gateway_node::SimGateway;
@@ -500,10 +504,93 @@ impl SimCluster {
         out
     }
 
+    /// The health of every stripe of the current version of keys `k0..k{keys-1}`: its
+    /// fragments stat'ed with every block verified, its placement checked against the
+    /// rack rule. From the admin node; `Err` if the metadata could not be read.
+    pub async fn stripe_health(&self, keys: usize) -> Result<Vec<StripeHealth>, String> {
+        let seeds: Vec<String> = self.metas.iter().map(|m| m.addr.to_string()).collect();
+        self.admin
+            .spawn(async move {
+                let meta = MetaClient::connect(seeds, "sim")
+                    .await
+                    .map_err(|e| format!("meta client: {e}"))?;
+                let map = meta
+                    .cluster_map()
+                    .await
+                    .map_err(|e| format!("cluster map: {e}"))?;
+                let mut out = Vec::new();
+                for i in 0..keys {
+                    let key = crate::workload::key_name(i);
+                    let current = meta
+                        .head_object(BUCKET, &key)
+                        .await
+                        .map_err(|e| format!("head {key}: {e}"))?;
+                    let CurrentVersion::Object(v) = current else {
+                        continue;
+                    };
+                    let codec = match &v.body {
+                        ObjectBody::Inline(_) => continue,
+                        ObjectBody::Stripes { codec, .. } | ObjectBody::Multipart { codec, .. } => {
+                            codec.clone()
+                        }
+                    };
+                    for stripe in v.body.stripes() {
+                        let placement = Placement {
+                            locations: stripe.placement.clone(),
+                        };
+                        let placement_error = check_placement(&map, &placement, codec.k, codec.m)
+                            .err()
+                            .map(|e| e.to_string());
+                        let mut healthy = 0;
+                        for (i, loc) in stripe.placement.iter().enumerate() {
+                            let Some(node) = map.node(loc.node) else {
+                                continue;
+                            };
+                            let id = FragmentId {
+                                stripe: stripe.id,
+                                index: u8::try_from(i).unwrap_or(u8::MAX),
+                            };
+                            if fragment_ok(&node.addr, id, loc.disk.0).await {
+                                healthy += 1;
+                            }
+                        }
+                        out.push(StripeHealth {
+                            key: key.clone(),
+                            stripe: format!("{}", stripe.id),
+                            k: codec.k,
+                            m: codec.m,
+                            healthy,
+                            placement_error,
+                        });
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(|e| format!("inspection task: {e}"))?
+    }
+
     /// Turns the planted bug on or off.
     pub fn set_lying(&self, on: bool) {
         self.lying.store(on, Ordering::Relaxed);
     }
+}
+
+/// Whether data node `addr` holds fragment `id` on `disk` and every block verifies.
+async fn fragment_ok(addr: &str, id: FragmentId, disk: u32) -> bool {
+    use proto::datanode::datanode_service_client::DatanodeServiceClient;
+    let Ok(mut c) = DatanodeServiceClient::connect(format!("http://{addr}")).await else {
+        return false;
+    };
+    let req = proto::datanode::StatFragmentRequest {
+        id: Some(id.into()),
+        disk,
+        verify: true,
+    };
+    matches!(
+        madsim::time::timeout(Duration::from_secs(5), c.stat_fragment(req)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// FNV-1a over every table of a state machine database: names, keys and values, in

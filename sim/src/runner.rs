@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::env::Env;
 
+use crate::checker::fragments::StripeHealth;
 use crate::checker::replicas::ReplicaState;
 use crate::checker::Violations;
 use crate::cluster::SimCluster;
@@ -85,9 +86,11 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
     rt.set_time_limit(Duration::from_secs_f64(limit));
     let sc = scenario.clone();
     let p = plan.clone();
-    let (history, fault_log, replicas, sim_secs) = rt.block_on(async move { drive(&sc, &p).await });
+    let (history, fault_log, replicas, stripes, sim_secs) =
+        rt.block_on(async move { drive(&sc, &p).await });
     let mut violations = Violations::check(&history);
     violations.replicas = crate::checker::replicas::check(&replicas);
+    violations.fragments = crate::checker::fragments::check(&stripes);
     let mut h = Fnv::new();
     h.write(&history.trace_hash().to_le_bytes());
     for l in &fault_log {
@@ -117,7 +120,16 @@ enum Undo {
     Nothing,
 }
 
-async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, Vec<ReplicaState>, f64) {
+async fn drive(
+    sc: &Scenario,
+    plan: &Plan,
+) -> (
+    History,
+    Vec<String>,
+    Vec<ReplicaState>,
+    Vec<StripeHealth>,
+    f64,
+) {
     let env = Env::seeded(plan.seed);
     let mut cluster = SimCluster::start(&env, &sc.cluster, sc.planted);
     if let Err(e) = cluster.bootstrap().await {
@@ -218,6 +230,19 @@ async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, Vec<Replica
         .spawn(async move { final_reads(&s3, keys, &timeline, &rec, bound).await })
         .await;
     let sim_secs = clock.now().duration_since(origin).as_secs_f64();
+    // Every committed stripe: >= k healthy fragments, placed by the rack rule.
+    let stripes = match cluster.stripe_health(w.keys).await {
+        Ok(s) => s,
+        Err(e) => {
+            log.push(format!("fragments: could not inspect: {e}"));
+            Vec::new()
+        }
+    };
+    log.push(format!(
+        "fragments: {} stripes, {} below k+m",
+        stripes.len(),
+        crate::checker::fragments::degraded(&stripes)
+    ));
     if sc.planted == Some(Planted::DivergentReplica) {
         diverge(&cluster);
         log.push("planted: meta-2's root group replica got a private row".into());
@@ -252,7 +277,7 @@ async fn drive(sc: &Scenario, plan: &Plan) -> (History, Vec<String>, Vec<Replica
         }
     }
     let ops = std::mem::take(&mut *recorder.lock().unwrap_or_else(|e| e.into_inner()));
-    (History::from_ops(ops), log, replicas, sim_secs)
+    (History::from_ops(ops), log, replicas, stripes, sim_secs)
 }
 
 /// The planted divergence: a row written straight into one replica's state machine.

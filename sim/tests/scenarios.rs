@@ -133,6 +133,10 @@ fn planted_datanode_fsync_lies_is_caught() {
         !r.violations.lost_writes.is_empty(),
         "acknowledged fragments lost on a mass power loss, yet lost-writes passed"
     );
+    assert!(
+        !r.violations.fragments.is_empty(),
+        "acknowledged fragments lost on a mass power loss, yet the fragments checker passed"
+    );
 }
 
 /// Found a product bug, fixed by fragment format v2 (a115963): a disk that reads another

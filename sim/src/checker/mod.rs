@@ -12,6 +12,8 @@
 //!   explains it).
 //! - `liveness`: once faults are healed and the cluster had time to recover, every
 //!   request succeeds within the bound.
+//! - `fragments`: after quiescence, every stripe of every current version has at least
+//!   `k` healthy fragments, placed by the rack rule (collected from the cluster).
 //! - `replicas`: after quiescence, every replica of every metadata group holds the same
 //!   state (collected from the cluster, not the history).
 //!
@@ -19,6 +21,7 @@
 //! no completion (it may take effect at any point after its invocation, or never).
 
 pub mod corruption;
+pub mod fragments;
 pub mod linearizable;
 pub mod list_after_write;
 pub mod liveness;
@@ -36,6 +39,8 @@ pub struct Violations {
     pub list_after_write: Vec<list_after_write::ListViolation>,
     pub liveness: Vec<liveness::Unavailable>,
     /// Filled by the runner from the cluster's state (`Violations::check` leaves it empty).
+    pub fragments: Vec<fragments::FragmentViolation>,
+    /// Filled by the runner from the cluster's state (`Violations::check` leaves it empty).
     pub replicas: Vec<replicas::Diverged>,
 }
 
@@ -48,6 +53,7 @@ impl Violations {
             corruption: corruption::check(h),
             list_after_write: list_after_write::check(h),
             liveness: liveness::check(h),
+            fragments: Vec::new(),
             replicas: Vec::new(),
         }
     }
@@ -62,18 +68,20 @@ impl Violations {
             + self.corruption.len()
             + self.list_after_write.len()
             + self.liveness.len()
+            + self.fragments.len()
             + self.replicas.len()
     }
 
     /// Counts per checker, e.g. `lost-writes=0 linearizability=1 ...`.
     pub fn summary(&self) -> String {
         format!(
-            "lost-writes={} linearizability={} corruption={} list-after-write={} liveness={} replicas={}",
+            "lost-writes={} linearizability={} corruption={} list-after-write={} liveness={} fragments={} replicas={}",
             self.lost_writes.len(),
             self.linearizability.len(),
             self.corruption.len(),
             self.list_after_write.len(),
             self.liveness.len(),
+            self.fragments.len(),
             self.replicas.len()
         )
     }
@@ -94,6 +102,7 @@ impl Violations {
                 .map(|v| format!("list-after-write: {v}")),
         );
         out.extend(self.liveness.iter().map(|v| format!("liveness: {v}")));
+        out.extend(self.fragments.iter().map(|v| format!("fragments: {v}")));
         out.extend(self.replicas.iter().map(|v| format!("replicas: {v}")));
         out
     }
