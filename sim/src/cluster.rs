@@ -531,7 +531,7 @@ impl SimCluster {
                     let codec = match &v.body {
                         ObjectBody::Inline(_) => continue,
                         ObjectBody::Stripes { codec, .. } | ObjectBody::Multipart { codec, .. } => {
-                            codec.clone()
+                            *codec
                         }
                     };
                     for stripe in v.body.stripes() {
