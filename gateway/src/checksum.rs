@@ -27,6 +27,8 @@ pub struct Declared {
     /// Algorithms to compute: declared ones, `x-amz-sdk-checksum-algorithm` /
     /// `x-amz-checksum-algorithm`, and the one named by `x-amz-trailer`.
     pub compute: Vec<&'static str>,
+    /// Algorithms whose checksum `x-amz-trailer` announces as a trailer.
+    pub trailer: Vec<&'static str>,
 }
 
 fn algorithm(name: &str) -> Option<&'static str> {
@@ -87,6 +89,7 @@ impl Declared {
                         )
                     })?;
                     d.compute.push(alg);
+                    d.trailer.push(alg);
                 }
             }
         }
@@ -169,6 +172,34 @@ impl BodyDigest {
             checksums,
         }
     }
+}
+
+/// The trailers of an aws-chunked body against `x-amz-trailer`: every announced checksum
+/// arrived, and no checksum arrived unannounced — else `400 MalformedTrailerError`, as
+/// S3 answers. (A dropped trailer would otherwise leave an unsigned upload unverified.)
+pub fn check_trailer(declared: &Declared, trailers: Option<&HeaderMap>) -> Result<(), S3Error> {
+    for alg in ALGORITHMS {
+        let announced = declared.trailer.contains(&alg);
+        let arrived =
+            trailers.is_some_and(|t| t.contains_key(format!("x-amz-checksum-{alg}").as_str()));
+        if announced != arrived {
+            let mut e = s3(
+                S3ErrorCode::Custom("MalformedTrailerError".into()),
+                format!(
+                    "The request contained trailing data that was not well-formed or did not \
+                     conform to our published schema (x-amz-checksum-{alg} {}).",
+                    if announced {
+                        "announced in x-amz-trailer but missing"
+                    } else {
+                        "not announced in x-amz-trailer"
+                    }
+                ),
+            );
+            e.set_status_code(http::StatusCode::BAD_REQUEST);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Compares what was declared (headers, and trailers once the body ended) with what was

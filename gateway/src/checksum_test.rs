@@ -89,3 +89,35 @@ fn unsupported_algorithm_is_rejected() {
     );
     assert!(Declared::from_headers(&h).is_err());
 }
+
+#[test]
+fn announced_trailers_must_arrive_and_only_they() {
+    let mut h = HeaderMap::new();
+    h.insert(
+        "x-amz-trailer",
+        HeaderValue::from_static("x-amz-checksum-crc32c"),
+    );
+    let d = Declared::from_headers(&h).expect("declared");
+    assert_eq!(d.trailer, vec!["crc32c"]);
+    let malformed = |r: Result<(), S3Error>| {
+        let e = r.expect_err("malformed trailer");
+        assert_eq!(e.code().as_str(), "MalformedTrailerError");
+        assert_eq!(e.status_code(), Some(http::StatusCode::BAD_REQUEST));
+    };
+    // Announced, missing (no trailers at all, or another one).
+    malformed(check_trailer(&d, None));
+    let mut other = HeaderMap::new();
+    other.insert("x-amz-checksum-crc32", HeaderValue::from_static("AAAAAA=="));
+    malformed(check_trailer(&d, Some(&other)));
+    // Announced and present.
+    let mut t = HeaderMap::new();
+    t.insert(
+        "x-amz-checksum-crc32c",
+        HeaderValue::from_static("AAAAAA=="),
+    );
+    check_trailer(&d, Some(&t)).expect("announced trailer arrived");
+    // Nothing announced: no checksum trailer may arrive.
+    let none = Declared::default();
+    check_trailer(&none, None).expect("no trailer");
+    malformed(check_trailer(&none, Some(&t)));
+}

@@ -120,7 +120,7 @@ impl Gateway {
                         if let Some(w) = writer.take() {
                             crate::data::StripeWriter::abort(w).await;
                         }
-                        return Err(error::body(e));
+                        return Err(body_error(e));
                     }
                 };
                 digest.update(&chunk);
@@ -157,7 +157,14 @@ impl Gateway {
         }
         let digest = digest.finish();
         let trailer_map = trailers.and_then(|t| t.take());
-        if let Err(e) = checksum::verify(declared, trailer_map.as_ref(), &digest) {
+        // Only aws-chunked bodies (which s3s gives a trailer handle) can carry trailers.
+        let trailer_ok = match trailers {
+            Some(_) => checksum::check_trailer(declared, trailer_map.as_ref()),
+            None => Ok(()),
+        };
+        if let Err(e) =
+            trailer_ok.and_then(|()| checksum::verify(declared, trailer_map.as_ref(), &digest))
+        {
             if let Some(w) = writer.take() {
                 crate::data::StripeWriter::abort(w).await;
             }
@@ -203,6 +210,30 @@ impl Gateway {
             remaining: len,
         })
     }
+}
+
+/// A request body that failed while being read, as an S3 error. s3s's aws-chunked and
+/// signed-payload decoders wrap a failure of the body beneath them (the client closed
+/// the connection mid-upload, the size cap) as `Underlying`, which they map to `500
+/// InternalError`; it is the client's error: map the wrapped error itself
+/// (`IncompleteBody`, or `EntityTooLarge` for the size cap).
+fn body_error(e: s3s::StdError) -> S3Error {
+    use s3s::stream::aws_chunked_stream::AwsChunkedStreamError as Chunked;
+    use s3s::stream::upload_stream::UploadStreamError as Signed;
+    let e = match e.downcast::<Chunked>() {
+        Ok(x) => match *x {
+            Chunked::Underlying(inner) => inner,
+            other => Box::new(other),
+        },
+        Err(e) => match e.downcast::<Signed>() {
+            Ok(x) => match *x {
+                Signed::Underlying(inner) => inner,
+                other => Box::new(other),
+            },
+            Err(e) => e,
+        },
+    };
+    error::body(e)
 }
 
 /// A data-plane read as an s3s byte stream of known length.
@@ -346,7 +377,7 @@ pub(crate) fn check_read_conditions(
 }
 
 /// Stored headers from a request's header fields. `MetadataTooLarge` past 2 KiB of
-/// user metadata.
+/// user metadata. `Content-Encoding` is stored without `aws-chunked`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn object_meta(
     content_type: Option<String>,
@@ -373,11 +404,27 @@ pub(crate) fn object_meta(
         content_type,
         cache_control,
         content_disposition,
-        content_encoding,
+        content_encoding: content_encoding.and_then(stored_content_encoding),
         content_language,
         expires,
         user_metadata,
     })
+}
+
+/// The `Content-Encoding` an object keeps: `aws-chunked` is the coding of the upload
+/// (streaming SigV4, trailing checksums), already undone, so S3 drops it — `aws-chunked`
+/// alone stores none, `aws-chunked,gzip` stores `gzip`. Other values are kept verbatim.
+pub(crate) fn stored_content_encoding(v: String) -> Option<String> {
+    let is_chunked = |t: &str| t.trim().eq_ignore_ascii_case("aws-chunked");
+    if !v.split(',').any(is_chunked) {
+        return Some(v);
+    }
+    let kept: Vec<&str> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !is_chunked(t))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
 }
 
 pub(crate) fn user_metadata(meta: &ObjectMeta) -> Option<s3s::dto::Metadata> {

@@ -172,3 +172,56 @@ fn write_preconditions_map() {
     );
     assert!(write_preconditions(None, Some(&cond("e"))).is_err());
 }
+
+#[test]
+fn aws_chunked_is_not_a_stored_content_encoding() {
+    let enc = |v: &str| stored_content_encoding(v.to_owned());
+    assert_eq!(enc("aws-chunked"), None);
+    assert_eq!(enc("AWS-Chunked"), None);
+    assert_eq!(enc("aws-chunked,gzip"), Some("gzip".to_owned()));
+    assert_eq!(enc("gzip, aws-chunked"), Some("gzip".to_owned()));
+    assert_eq!(enc("aws-chunked, gzip, br"), Some("gzip,br".to_owned()));
+    assert_eq!(enc("gzip"), Some("gzip".to_owned()));
+    assert_eq!(enc("identity"), Some("identity".to_owned()));
+    let m = object_meta(
+        None,
+        None,
+        None,
+        Some("aws-chunked".into()),
+        None,
+        None,
+        None,
+    );
+    assert_eq!(m.expect("valid").content_encoding, None);
+}
+
+#[test]
+fn body_read_failures_are_the_clients_errors() {
+    use s3s::stream::aws_chunked_stream::AwsChunkedStreamError as Chunked;
+    use s3s::stream::upload_stream::UploadStreamError as Signed;
+    let gone = || -> s3s::StdError { Box::new(std::io::Error::other("connection closed")) };
+    let code = |e: s3s::StdError| body_error(e).code().clone();
+    // The client went away mid-body: 400 IncompleteBody, not 500 InternalError.
+    assert_eq!(
+        code(Box::new(Chunked::Underlying(gone()))),
+        S3ErrorCode::IncompleteBody
+    );
+    assert_eq!(
+        code(Box::new(Signed::Underlying(gone()))),
+        S3ErrorCode::IncompleteBody
+    );
+    assert_eq!(code(gone()), S3ErrorCode::IncompleteBody);
+    // The decoders' own verdicts are kept.
+    assert_eq!(
+        code(Box::new(Chunked::SignatureMismatch)),
+        S3ErrorCode::SignatureDoesNotMatch
+    );
+    assert_eq!(
+        code(Box::new(Signed::Sha256Mismatch)),
+        S3ErrorCode::BadDigest
+    );
+    assert_eq!(
+        code(Box::new(Chunked::Incomplete)),
+        S3ErrorCode::IncompleteBody
+    );
+}

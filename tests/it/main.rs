@@ -7,6 +7,7 @@ mod bench;
 mod datanode;
 mod meta;
 mod s3;
+mod s3_chunked;
 mod s3_list;
 mod s3_multipart;
 mod s3_object;
