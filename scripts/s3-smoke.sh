@@ -4,6 +4,10 @@
 #   scripts/s3-smoke.sh ENDPOINT ACCESS_KEY SECRET_KEY
 #   e.g. scripts/s3-smoke.sh http://127.0.0.1:9000 SHALE... secret...
 #
+# For an https:// endpoint with a certificate no system CA vouches for (a self-signed
+# one), set SHALE_SMOKE_CA_BUNDLE=FILE.pem: the aws CLI gets --ca-bundle, boto3 and the
+# presigned-URL requests verify against it.
+#
 # Installs pinned awscli + boto3 from PyPI into a venv under target/s3-smoke-venv (once;
 # reused afterwards; override with SHALE_SMOKE_VENV), then: aws s3 mb / cp / ls / cp
 # --recursive / rm, and scripts/s3-smoke.py (boto3: put/get, multipart upload_file of a
@@ -43,6 +47,11 @@ if [ ! -f "$STAMP" ]; then
 fi
 PY="$VENV/bin/python"
 AWS=("$VENV/bin/aws" --endpoint-url "$ENDPOINT")
+if [ -n "${SHALE_SMOKE_CA_BUNDLE:-}" ]; then
+  [ -r "$SHALE_SMOKE_CA_BUNDLE" ] || { echo "SHALE_SMOKE_CA_BUNDLE=$SHALE_SMOKE_CA_BUNDLE is not readable" >&2; exit 2; }
+  AWS+=(--ca-bundle "$SHALE_SMOKE_CA_BUNDLE")
+  export SHALE_SMOKE_CA_BUNDLE
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/shale-s3-smoke.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -96,4 +105,4 @@ fi
 step "boto3 (scripts/s3-smoke.py)"
 "$PY" "$ROOT/scripts/s3-smoke.py" "$ENDPOINT" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"
 
-echo "S3 smoke test passed: aws CLI $AWSCLI_VERSION, boto3 $BOTO3_VERSION against $ENDPOINT"
+echo "S3 smoke test passed: aws CLI $AWSCLI_VERSION, boto3 $BOTO3_VERSION against $ENDPOINT${SHALE_SMOKE_CA_BUNDLE:+ (CA bundle $SHALE_SMOKE_CA_BUNDLE)}"

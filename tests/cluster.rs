@@ -1,7 +1,8 @@
 //! Whole Shale clusters on 127.0.0.1 for the S3 tests, and real S3 clients for them.
 //!
 //! - [`DevCluster`]: one `shale dev` process (3 meta replicas, 16 data nodes in 4 racks,
-//!   the S3 gateway) on its own data folder; kill -9 and restart on the same folder.
+//!   the S3 gateway) on its own data folder; kill -9 and restart on the same folder;
+//!   [`DevCluster::start_tls`] serves S3 over HTTPS.
 //! - [`MultiCluster`]: the multi-process deployment — 3 `shale meta`, 16 `shale datanode`
 //!   (self-registering, 4 racks) and one or more `shale gateway` processes, each from a
 //!   generated TOML config, plus an access key; kill -9 a data node or a group's leader.
@@ -339,6 +340,8 @@ pub struct DevCluster {
     pub meta_port: u16,
     pub access_key: String,
     pub secret_key: String,
+    /// `--tls-cert` / `--tls-key` PEM files: the endpoint is `https://` then.
+    pub tls: Option<(PathBuf, PathBuf)>,
     proc: Option<ClusterProc>,
     remove_on_exit: bool,
     _dir: Option<TempDir>,
@@ -351,6 +354,18 @@ impl DevCluster {
         let dir = TempDir::new("s3-dev");
         let mut c = Self::new_in(dir.path().to_path_buf(), false);
         c._dir = Some(dir);
+        c.launch().await?;
+        Ok(c)
+    }
+
+    /// Like [`Self::start`], serving S3 over HTTPS with the PEM certificate chain `cert`
+    /// and its key `key` (`shale dev --tls-cert --tls-key`); `endpoint` is `https://`.
+    pub async fn start_tls(cert: &Path, key: &Path) -> anyhow::Result<Self> {
+        let dir = TempDir::new("s3-dev-tls");
+        let mut c = Self::new_in(dir.path().to_path_buf(), false);
+        c._dir = Some(dir);
+        c.tls = Some((cert.to_path_buf(), key.to_path_buf()));
+        c.endpoint = format!("https://127.0.0.1:{}", c.listen_port);
         c.launch().await?;
         Ok(c)
     }
@@ -383,6 +398,7 @@ impl DevCluster {
             meta_port,
             access_key: format!("SHALEIT{:013}", n % 10_000_000_000_000),
             secret_key: format!("secret-{n:016x}-{:016x}", n.rotate_left(17)),
+            tls: None,
             proc: None,
             remove_on_exit,
             _dir: None,
@@ -390,7 +406,7 @@ impl DevCluster {
     }
 
     async fn launch(&mut self) -> anyhow::Result<()> {
-        let args = vec![
+        let mut args = vec![
             "dev".to_string(),
             "--data-dir".into(),
             self.data_dir.display().to_string(),
@@ -411,6 +427,14 @@ impl DevCluster {
             "--secret-key".into(),
             self.secret_key.clone(),
         ];
+        if let Some((cert, key)) = &self.tls {
+            args.extend([
+                "--tls-cert".into(),
+                cert.display().to_string(),
+                "--tls-key".into(),
+                key.display().to_string(),
+            ]);
+        }
         let log = self.data_dir.join("logs").join("dev.log");
         let rm = self.remove_on_exit.then_some(self.data_dir.as_path());
         let mut p = ClusterProc::spawn("shale dev", &args, &log, rm)?;

@@ -11,7 +11,12 @@
 //! # max_object_bytes = 5368709120                # single PUT / part limit (5 GiB)
 //! # stripe_data_bytes = 4194304                  # object bytes per stripe
 //! # max_clock_skew_secs = 900                    # RequestTimeTooSkewed beyond this
+//! # tls_cert = "/etc/shale/gateway.crt"          # HTTPS: PEM certificate chain (leaf first)
+//! # tls_key = "/etc/shale/gateway.key"           # HTTPS: PEM private key (both or neither)
 //! ```
+//!
+//! Relative `tls_cert` / `tls_key` paths are relative to the working directory. The PEM
+//! files are read at start-up by [`crate::tls::Tls::from_config`].
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -48,6 +53,12 @@ pub struct GatewayConfig {
     pub stripe_data_bytes: usize,
     #[serde(default = "default_skew")]
     pub max_clock_skew_secs: u64,
+    /// PEM certificate chain (leaf first): with `tls_key`, the endpoint speaks HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<String>,
 }
 
 fn default_region() -> String {
@@ -91,6 +102,8 @@ impl GatewayConfig {
             max_object_bytes: default_max_object(),
             stripe_data_bytes: default_stripe(),
             max_clock_skew_secs: default_skew(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 
@@ -155,6 +168,28 @@ impl GatewayConfig {
         }
         if self.max_clock_skew_secs == 0 || self.max_clock_skew_secs > 7 * 24 * 3600 {
             return Err(invalid("max_clock_skew_secs", "must be 1..=604800".into()));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_key",
+                    "tls_cert is set: HTTPS needs tls_key too (or neither)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls_cert",
+                    "tls_key is set: HTTPS needs tls_cert too (or neither)".into(),
+                ));
+            }
+            (Some(cert), Some(key)) => {
+                for (field, path) in [("tls_cert", cert), ("tls_key", key)] {
+                    if path.trim().is_empty() {
+                        return Err(invalid(field, "must be a PEM file path".into()));
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -55,3 +55,43 @@ fn errors_name_the_field() {
         assert!(err.contains("gw.toml"), "{err:?} should name the file");
     }
 }
+
+#[test]
+fn tls_needs_both_cert_and_key() {
+    let c = GatewayConfig::parse(GOOD, "gw.toml").expect("valid");
+    assert_eq!((c.tls_cert, c.tls_key), (None, None));
+    let both = format!("{GOOD}tls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n");
+    let c = GatewayConfig::parse(&both, "gw.toml").expect("both set");
+    assert_eq!(c.tls_cert.as_deref(), Some("/etc/c.pem"));
+    assert_eq!(c.tls_key.as_deref(), Some("/etc/k.pem"));
+    let cases = [
+        (format!("{GOOD}tls_cert = \"/etc/c.pem\"\n"), "tls_key"),
+        (format!("{GOOD}tls_key = \"/etc/k.pem\"\n"), "tls_cert"),
+        (
+            format!("{GOOD}tls_cert = \" \"\ntls_key = \"/etc/k.pem\"\n"),
+            "tls_cert",
+        ),
+        (
+            format!("{GOOD}tls_cert = \"/etc/c.pem\"\ntls_key = \"\"\n"),
+            "tls_key",
+        ),
+    ];
+    for (text, field) in cases {
+        let err = GatewayConfig::parse(&text, "gw.toml")
+            .expect_err(&text)
+            .to_string();
+        assert!(
+            err.contains(&format!("`{field}`")),
+            "{err:?} should name {field}"
+        );
+        assert!(err.contains("gw.toml"), "{err:?} should name the file");
+    }
+    // A type error shows the offending line.
+    let err = GatewayConfig::parse(
+        &format!("{GOOD}tls_cert = 1\ntls_key = \"/k\"\n"),
+        "gw.toml",
+    )
+    .expect_err("integer path")
+    .to_string();
+    assert!(err.contains("tls_cert"), "{err:?}");
+}

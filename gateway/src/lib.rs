@@ -4,6 +4,7 @@
 //!
 //! - `server`: HTTP front end (hyper `serve_connection`, connection cap and idle
 //!   timeout; `activity_io` counts bytes moved), s3s service assembly.
+//! - `tls`: optional HTTPS (rustls, ring provider) from the config's PEM files.
 //! - `auth`: access keys, clock-skew and bucket-ownership checks.
 //! - `gateway` + `ops_*`: the S3 semantics of each operation; `s3_impl` wires them into
 //!   s3s's `S3` trait.
@@ -27,6 +28,7 @@ mod ops_multipart;
 mod ops_object;
 mod s3_impl;
 pub mod server;
+pub mod tls;
 
 pub use config::GatewayConfig;
 pub use gateway::Gateway;

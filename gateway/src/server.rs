@@ -5,6 +5,8 @@
 //! request. At most `max_connections` connections are served at once (then accepting
 //! pauses), and a keep-alive connection idle for `idle_timeout` is closed gracefully
 //! ([`ServeLimits`]): file descriptors and tasks stay bounded whatever clients do.
+//! With a [`Tls`] setup each accepted stream goes through the TLS handshake first
+//! (`tls.rs`, bounded by `handshake_timeout`; a failed one ends only its connection).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +26,7 @@ use tracing::Instrument as _;
 use crate::activity_io::ActivityIo;
 use crate::auth::{Access, KeyAuth, KeyStore};
 use crate::gateway::Gateway;
+use crate::tls::Tls;
 
 /// Largest XML request body (DeleteObjects with 1000 keys, CompleteMultipartUpload with
 /// 10,000 parts).
@@ -75,6 +78,8 @@ pub struct ServeLimits {
     /// A kept-alive connection with no bytes moving and no request in progress for this
     /// long (up to twice this, as it is checked once per period) is closed gracefully.
     pub idle_timeout: Duration,
+    /// With TLS: bound on a new connection's first bytes plus its handshake.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServeLimits {
@@ -82,28 +87,38 @@ impl Default for ServeLimits {
         Self {
             max_connections: 4096,
             idle_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// Serves S3 on `listener` until `shutdown` resolves; then stops accepting and closes
-/// the open connections. Default [`ServeLimits`].
+/// Serves S3 over plain HTTP on `listener` until `shutdown` resolves; then stops
+/// accepting and closes the open connections. Default [`ServeLimits`].
 pub async fn serve(
     env: Env,
     listener: TcpListener,
     service: S3Service,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_with(env, listener, service, shutdown, ServeLimits::default()).await
+    serve_with(
+        env,
+        listener,
+        service,
+        shutdown,
+        ServeLimits::default(),
+        None,
+    )
+    .await
 }
 
-/// [`serve`] with explicit limits.
+/// [`serve`] with explicit limits, over HTTPS when `tls` is given.
 pub async fn serve_with(
     env: Env,
     listener: TcpListener,
     service: S3Service,
     shutdown: impl Future<Output = ()>,
     limits: ServeLimits,
+    tls: Option<Tls>,
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -135,9 +150,23 @@ pub async fn serve_with(
         conns.retain(|h| !h.is_finished());
         let svc = service.clone();
         let conn_env = env.fork();
+        let tls = tls.clone();
         conns.push(env.spawn("s3-connection", async move {
             let _permit = permit;
-            serve_connection(conn_env, stream, peer, svc, limits.idle_timeout).await;
+            let Some(tls) = tls else {
+                serve_connection(conn_env, stream, peer, svc, limits.idle_timeout).await;
+                return;
+            };
+            let stream = tokio::select! {
+                s = tls.accept(stream, peer) => s,
+                () = conn_env.clock().sleep(limits.handshake_timeout) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    None
+                }
+            };
+            if let Some(stream) = stream {
+                serve_connection(conn_env, stream, peer, svc, limits.idle_timeout).await;
+            }
         }));
     }
     for c in conns {
@@ -166,13 +195,15 @@ impl Drop for InFlight {
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<S>(
     env: Env,
-    stream: tokio::net::TcpStream,
+    stream: S,
     peer: SocketAddr,
     svc: S3Service,
     idle_timeout: Duration,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let env = Arc::new(env);
     let activity = Arc::new(AtomicU64::new(0));
     let in_flight = Arc::new(AtomicUsize::new(0));

@@ -58,6 +58,12 @@ pub struct DevArgs {
     /// Secret of `--access-key`.
     #[arg(long, requires = "access_key")]
     pub secret_key: Option<String>,
+    /// Serve S3 over HTTPS with this PEM certificate chain (needs `--tls-key`).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -135,6 +141,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         args.racks >= 1 && args.racks <= args.nodes,
         "--racks must be 1..=--nodes"
     );
+    // The certificate and key are read first, so a bad file fails before anything starts.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(gateway::tls::Tls::load(cert, key).context("--tls-cert / --tls-key")?)
+        }
+        _ => None,
+    };
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let env = Env::from_entropy();
@@ -271,7 +284,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
 
     // The S3 gateway.
-    let gw_cfg = GatewayConfig::new(DEV_CLUSTER_ID, &args.listen.to_string(), seeds);
+    let mut gw_cfg = GatewayConfig::new(DEV_CLUSTER_ID, &args.listen.to_string(), seeds);
+    gw_cfg.tls_cert = args.tls_cert.as_ref().map(|p| p.display().to_string());
+    gw_cfg.tls_key = args.tls_key.as_ref().map(|p| p.display().to_string());
     let data_cfg = DataConfig {
         stripe_data_bytes: gw_cfg.stripe_data_bytes,
         ..DataConfig::default()
@@ -288,15 +303,27 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let gw_task = env.spawn("dev-gateway", {
         let env = env.fork();
         async move {
-            gateway::server::serve(env, listener, service, async move {
-                let _ = stop.recv().await;
-            })
+            gateway::server::serve_with(
+                env,
+                listener,
+                service,
+                async move {
+                    let _ = stop.recv().await;
+                },
+                gateway::server::ServeLimits::default(),
+                tls,
+            )
             .await
             .context("S3 gateway")
         }
     });
 
-    let endpoint = format!("http://{}", args.listen);
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let endpoint = format!("{scheme}://{}", args.listen);
     println!("  gateway  {endpoint}");
     println!();
     println!("Ready. S3 endpoint: {endpoint}   region: us-east-1");
@@ -308,9 +335,19 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1",
         creds.access_key_id, creds.secret_access_key
     );
-    println!("  aws --endpoint-url {endpoint} s3 mb s3://demo");
-    println!("  aws --endpoint-url {endpoint} s3 cp README.md s3://demo/");
-    println!("  aws --endpoint-url {endpoint} s3 ls s3://demo/");
+    // A self-signed certificate is its own CA: the client must be told to trust it.
+    let aws = match &args.tls_cert {
+        Some(cert) => format!(
+            "aws --endpoint-url {endpoint} --ca-bundle {}",
+            std::path::absolute(cert)
+                .unwrap_or_else(|_| cert.clone())
+                .display()
+        ),
+        None => format!("aws --endpoint-url {endpoint}"),
+    };
+    println!("  {aws} s3 mb s3://demo");
+    println!("  {aws} s3 cp README.md s3://demo/");
+    println!("  {aws} s3 ls s3://demo/");
     println!();
     println!("Press Ctrl-C to stop.");
     common::env::shutdown_signal().await;

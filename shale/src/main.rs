@@ -111,6 +111,10 @@ async fn run_meta(path: PathBuf) -> anyhow::Result<()> {
 async fn run_gateway(path: PathBuf) -> anyhow::Result<()> {
     let cfg = gateway::GatewayConfig::load(&path)?;
     let addr = cfg.listen_addr().context("listen")?;
+    // Read the certificate and key before anything else, so a bad file fails at once.
+    let tls = gateway::tls::Tls::from_config(&cfg)
+        .with_context(|| format!("config file {}: TLS", path.display()))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let env = Env::from_entropy();
     let meta = meta_raft::client::MetaClient::connect(cfg.meta.clone(), cfg.cluster_id.clone())
         .await
@@ -127,11 +131,18 @@ async fn run_gateway(path: PathBuf) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    tracing::info!(%addr, "S3 gateway serving");
-    println!("shale gateway listening on {addr}");
-    gateway::server::serve(env, listener, service, common::env::shutdown_signal())
-        .await
-        .with_context(|| format!("serving S3 on {addr}"))?;
+    tracing::info!(%addr, scheme, "S3 gateway serving");
+    println!("shale gateway listening on {scheme}://{addr}");
+    gateway::server::serve_with(
+        env,
+        listener,
+        service,
+        common::env::shutdown_signal(),
+        gateway::server::ServeLimits::default(),
+        tls,
+    )
+    .await
+    .with_context(|| format!("serving S3 on {addr}"))?;
     tracing::info!("gateway stopped");
     Ok(())
 }

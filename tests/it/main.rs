@@ -12,4 +12,5 @@ mod s3_list;
 mod s3_multipart;
 mod s3_object;
 mod s3_resilience;
+mod s3_tls;
 mod tidy;
