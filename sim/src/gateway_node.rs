@@ -2,7 +2,8 @@
 //! hyper `serve_connection` on madsim's TCP), talking to simulated meta and data nodes.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::env::Env;
 use gateway::data::{DataConfig, DataPlane, MetaTopology};
@@ -17,6 +18,9 @@ pub struct SimGateway {
     /// The node's environment; its clock is the one the gateway dates requests
     /// against, so `skew` moves it.
     pub env: Env,
+    /// Why process starts failed (the metadata plane unreachable at start). A failed
+    /// start is retried a second later, as a supervisor would.
+    pub start_errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl SimGateway {
@@ -27,6 +31,8 @@ impl SimGateway {
         let node_env = env.fork();
         let gw_env = node_env.clone();
         let cluster_id = cluster_id.to_owned();
+        let start_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let errors = Arc::clone(&start_errors);
         let handle = madsim::runtime::Handle::current()
             .create_node()
             .name(format!("gateway-{ip}"))
@@ -34,10 +40,20 @@ impl SimGateway {
             .init(move || {
                 let env = node_env.clone();
                 let cfg = GatewayConfig::new(&cluster_id, &addr.to_string(), meta.clone());
+                let errors = Arc::clone(&errors);
                 async move {
-                    let client = MetaClient::connect(cfg.meta.clone(), cfg.cluster_id.clone())
-                        .await
-                        .expect("meta client");
+                    let client = loop {
+                        match MetaClient::connect(cfg.meta.clone(), cfg.cluster_id.clone()).await {
+                            Ok(c) => break c,
+                            Err(e) => {
+                                errors
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(e.to_string());
+                                env.clock().sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    };
                     let topology = Arc::new(MetaTopology::new(client.clone(), env.fork()));
                     let data_cfg = DataConfig {
                         stripe_data_bytes: cfg.stripe_data_bytes,
@@ -59,6 +75,7 @@ impl SimGateway {
             handle,
             addr,
             env: gw_env,
+            start_errors,
         }
     }
 

@@ -276,6 +276,16 @@ async fn drive(
             log.push(format!("data-{} failed to start: {e}", i + 1));
         }
     }
+    for (i, g) in cluster.gateways.iter().enumerate() {
+        for e in g
+            .start_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            log.push(format!("gateway-{} failed to start: {e}", i + 1));
+        }
+    }
     let ops = std::mem::take(&mut *recorder.lock().unwrap_or_else(|e| e.into_inner()));
     (History::from_ops(ops), log, replicas, stripes, sim_secs)
 }
