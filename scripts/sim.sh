@@ -8,8 +8,8 @@
 #
 # One line per run (seed, verdict, ops, faults, simulated and wall seconds, violations
 # per checker), then a summary. A failed run prints its violations, its log and the
-# exact command that replays it. --check-determinism runs each seed twice and fails if
-# the trace hashes differ. Logs: target-madsim/sim-logs/SCENARIO-SEED.log (every drawn
+# exact command that replays it. --check-determinism runs each seed twice in one process
+# and once more in another, and fails if the trace hashes differ. Logs: target-madsim/sim-logs/SCENARIO-SEED.log (every drawn
 # parameter, the fault log, the violations; SHALE_SIM_HISTORY=1 adds every op).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +88,19 @@ run_one() {
     [ -n "$result" ] || result="FAIL scenario=$name seed=$seed (no result: crashed or hung; see log)"
     if [ "$rc" -ne 0 ] && [ "${result#PASS}" != "$result" ]; then
         result="FAIL ${result#PASS } (exit $rc)"
+    fi
+    if [ "$SIM_DET" = 1 ] && [ "${result#PASS}" != "$result" ]; then
+        # Also across processes (catches entropy and address-dependent behaviour that
+        # two runs in one process can share).
+        local other trace_a trace_b
+        other=$(SHALE_SIM_SCENARIO="$name" SHALE_SIM_SEED="$seed" \
+            "$SIM_BIN" --exact run_from_env --nocapture --test-threads=1 2>&1 |
+            sed -n 's/^RESULT //p' | tail -1)
+        trace_a=$(echo "$result" | grep -o 'trace=[0-9a-f]*')
+        trace_b=$(echo "$other" | grep -o 'trace=[0-9a-f]*')
+        if [ "$trace_a" != "$trace_b" ]; then
+            result="FAIL ${result#PASS } NONDETERMINISTIC across processes: other-${trace_b:-none}"
+        fi
     fi
     echo "$result wall=${wall}s"
     if [ "${result#PASS}" = "$result" ]; then
