@@ -125,6 +125,7 @@ pub async fn serve_with(
     let mut conns: Vec<JoinHandle<()>> = Vec::new();
     loop {
         let permit = tokio::select! {
+            biased; // deterministic under madsim: no unseeded branch choice
             () = &mut shutdown => break,
             p = Arc::clone(&permits).acquire_owned() => match p {
                 Ok(p) => p,
@@ -132,6 +133,7 @@ pub async fn serve_with(
             },
         };
         let (stream, peer) = tokio::select! {
+            biased; // deterministic under madsim: no unseeded branch choice
             () = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -158,6 +160,7 @@ pub async fn serve_with(
                 return;
             };
             let stream = tokio::select! {
+                biased; // deterministic under madsim: no unseeded branch choice
                 s = tls.accept(stream, peer) => s,
                 () = conn_env.clock().sleep(limits.handshake_timeout) => {
                     tracing::debug!(%peer, "TLS handshake timed out");
@@ -236,6 +239,7 @@ async fn serve_connection<S>(
     let mut closing = false;
     let r = loop {
         tokio::select! {
+            biased; // deterministic under madsim: no unseeded branch choice
             r = conn.as_mut() => break r,
             () = env.clock().sleep(idle_timeout), if !closing => {
                 let now = activity.load(Ordering::Relaxed);
