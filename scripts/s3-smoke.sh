@@ -72,9 +72,12 @@ printf 'hello from the aws CLI\n' >"$WORK/small.txt"
 step "aws s3 ls"
 LS=$("${AWS[@]}" s3 ls "s3://$BUCKET/dir/")
 echo "$LS"
-echo "$LS" | grep -q "small.txt" || fail "small.txt not listed"
-echo "$LS" | grep -q "big.bin" || fail "big.bin not listed"
-"${AWS[@]}" s3 ls | grep -q "$BUCKET" || fail "bucket not in aws s3 ls"
+# Captured, then searched: `aws ... | grep -q` under pipefail fails at random when grep
+# exits at the first match and the CLI gets EPIPE writing the rest ([Errno 32]).
+grep -q "small.txt" <<<"$LS" || fail "small.txt not listed"
+grep -q "big.bin" <<<"$LS" || fail "big.bin not listed"
+BUCKETS=$("${AWS[@]}" s3 ls)
+grep -q "$BUCKET" <<<"$BUCKETS" || fail "bucket not in aws s3 ls: $BUCKETS"
 
 step "aws s3 cp back, byte-exact"
 "${AWS[@]}" s3 cp "s3://$BUCKET/dir/small.txt" "$WORK/small.back"
