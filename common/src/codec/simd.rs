@@ -30,6 +30,15 @@ fn backend(e: reed_solomon_simd::Error) -> CodecError {
     }
 }
 
+/// Bytes of each fragment handed to the encoder per call. The library works on 64-byte
+/// chunks and every chunk position independently (the FFT runs across fragments, never
+/// along one), so encoding a stripe block by block gives exactly the parity of one call
+/// over the whole fragments (`simd_blocked_encode_equals_one_shot` checks this); blocks
+/// keep the work space cache-resident. A multiple of 64, so only the last block can end
+/// in the library's partial tail chunk, just as the one-shot call does.
+const ENCODE_BLOCK: usize = 16 * 1024;
+const _: () = assert!(ENCODE_BLOCK.is_multiple_of(64));
+
 /// `reed-solomon-simd` behind [`ErasureCodec`]. Build it with [`super::new_codec`].
 ///
 /// A fresh encoder/decoder (with its work space: ~`8 * fragment_len` bytes for an 8+4
@@ -73,12 +82,31 @@ impl ErasureCodec for SimdCodec {
             fragments.push(f);
         }
 
-        let mut encoder = ReedSolomonEncoder::new(k, m, frag_len).map_err(backend)?;
-        for f in &fragments {
-            encoder.add_original_shard(f).map_err(backend)?;
+        // Encoded in column blocks of ENCODE_BLOCK bytes per fragment, so the encoder's
+        // work space (~8 blocks for 8+4) stays in cache; see ENCODE_BLOCK.
+        let mut parity = vec![vec![0u8; frag_len]; m];
+        let mut encoder: Option<ReedSolomonEncoder> = None;
+        let mut off = 0;
+        while off < frag_len {
+            let len = ENCODE_BLOCK.min(frag_len - off);
+            let enc = match encoder.as_mut() {
+                Some(enc) => {
+                    enc.reset(k, m, len).map_err(backend)?;
+                    enc
+                }
+                None => encoder.insert(ReedSolomonEncoder::new(k, m, len).map_err(backend)?),
+            };
+            for f in &fragments {
+                enc.add_original_shard(&f[off..off + len])
+                    .map_err(backend)?;
+            }
+            let result = enc.encode().map_err(backend)?;
+            for (p, r) in parity.iter_mut().zip(result.recovery_iter()) {
+                p[off..off + len].copy_from_slice(r);
+            }
+            off += len;
         }
-        let result = encoder.encode().map_err(backend)?;
-        fragments.extend(result.recovery_iter().map(<[u8]>::to_vec));
+        fragments.extend(parity);
 
         assert_eq!(fragments.len(), k + m);
         assert!(fragments.iter().all(|f| f.len() == frag_len));
