@@ -92,7 +92,7 @@ use std::time::Duration;
 
 use common::cluster::{ClusterMap, DiskInfo, NodeInfo, NodeState};
 use common::env::Clock;
-use common::ids::{GroupId, NodeId};
+use common::ids::{GroupId, NodeId, StripeId};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use proto::convert::node_state_to_wire;
@@ -113,6 +113,7 @@ use crate::state_machine::{
     RecordPart, ReplacePlacement, VersionEntry, VersionRecord, Versioning, MAX_KEY_LEN,
     MAX_LIST_KEYS,
 };
+use crate::state_machine::{ListStripesPage, StripeEntry};
 use crate::wire;
 
 /// Retry and timeout policy.
@@ -928,6 +929,59 @@ impl MetaClient {
             )
             .await?;
         Ok(r.moved)
+    }
+
+    /// [`Self::replace_placement`] sent to object group `group` itself (repair walks a
+    /// group's stripes with [`Self::list_stripes`] and knows the group, while a part's
+    /// owner names only its upload id). A `WRONG_GROUP` answer is
+    /// [`MetaClientError::StaleGroupMap`].
+    pub async fn replace_placement_in_group(
+        &self,
+        group: GroupId,
+        cmd: &ReplacePlacement,
+    ) -> Result<u32> {
+        let r = self
+            .call(
+                &Route::Group(group),
+                |g| wire::replace_placement_request(g, cmd),
+                |mut c, r| async move { c.replace_placement(r).await },
+            )
+            .await?;
+        Ok(r.moved)
+    }
+
+    /// Up to `limit` (at most 1000) stripes of object group `group` after `after`
+    /// (exclusive), in stripe index order, with owner, code, length and placement: repair's
+    /// walk over a group (see `state_machine::list_stripes` for the order). Resume with
+    /// `after` = the last id of a page whose `is_truncated` is set. A linearizable read
+    /// on the group's leader.
+    pub async fn list_stripes(
+        &self,
+        group: GroupId,
+        after: Option<StripeId>,
+        limit: u32,
+    ) -> Result<ListStripesPage> {
+        let r = self
+            .call(
+                &Route::Group(group),
+                |g| pb::ListStripesRequest {
+                    group_id: g.0,
+                    after: after
+                        .map(proto::convert::stripe_id_to_wire)
+                        .unwrap_or_default(),
+                    limit,
+                },
+                |mut c, r| async move { c.list_stripes(r).await },
+            )
+            .await?;
+        Ok(ListStripesPage {
+            stripes: r
+                .stripes
+                .iter()
+                .map(|s| StripeEntry::try_from(s).map_err(protocol))
+                .collect::<Result<_>>()?,
+            is_truncated: r.truncated,
+        })
     }
 
     // ---- listings ----

@@ -14,13 +14,14 @@ use proto::meta as pb;
 
 use crate::client::{MetaClient, MetaClientError};
 use crate::service::ROOT_GROUP;
-use crate::service_test::{at_leader, photos_map, req, TestCluster, CLUSTER, CODEC};
+use crate::service_test::{at_leader, code_of, photos_map, req, TestCluster, CLUSTER, CODEC};
 use crate::state_machine::{
     AbortMultipartUpload, AccessKey, BucketRecord, CompleteMultipartUpload, CompletedPart,
     CreateMultipartUpload, CurrentVersion, DeleteObject, ListObjectsParams, ListUploadsParams,
     ListVersionsParams, ObjectBody, ObjectMeta, Precondition, PutObject, Reason, RecordPart,
     StripeRecord, Versioning,
 };
+use crate::state_machine::{ReplacePlacement, StripeOwner};
 
 fn rt() -> common::env::BlockingRuntime {
     common::env::BlockingRuntime::new(2).expect("runtime")
@@ -1153,4 +1154,158 @@ fn client_futures_are_send(c: &MetaClient, p: &PutObject, l: &ListObjectsParams)
     send(c.delete_bucket("b"));
     send(c.set_bucket_versioning("b", Versioning::Enabled));
     send(c.gc_take(GroupId(1), None, 1));
+    send(c.list_stripes(GroupId(1), None, 1));
+}
+
+/// ListStripes: repair's walk over a group's stripes (versions and parts), paged, with
+/// the placement ReplacePlacement compares against; routed to one group, linearizable.
+#[test]
+fn list_stripes_walks_a_group_and_feeds_replace_placement() {
+    rt().block_on(async {
+        let cluster = TestCluster::start(photos_map).await;
+        let c = client(&cluster).await;
+        c.create_bucket("zeta", "alice", 1, Versioning::Unversioned)
+            .await
+            .expect("create");
+        let mut striped = put("zeta", "y", "v", b"");
+        striped.size = 8;
+        striped.body = ObjectBody::Stripes {
+            codec: CODEC,
+            stripes: vec![stripe(1, 4), stripe(2, 4)],
+        };
+        let committed = c.put_object(&striped).await.expect("put");
+        c.create_multipart_upload(&CreateMultipartUpload {
+            bucket: "zeta".into(),
+            key: "big".into(),
+            upload_id: "u1".into(),
+            initiated_ms: 30,
+            owner: "alice".into(),
+            meta: ObjectMeta::default(),
+            codec: CODEC,
+            checksum_algorithm: None,
+        })
+        .await
+        .expect("create upload");
+        c.record_part(&RecordPart {
+            bucket: "zeta".into(),
+            key: "big".into(),
+            upload_id: "u1".into(),
+            part_number: 2,
+            size: 3,
+            etag: format!("{:032x}", 2),
+            checksums: BTreeMap::new(),
+            stripes: vec![stripe(3, 3)],
+            created_ms: 31,
+        })
+        .await
+        .expect("record part");
+
+        // Pages of one, resumed after the last id, list every stripe once.
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = c
+                .list_stripes(GroupId(4), after, 1)
+                .await
+                .expect("list stripes");
+            assert!(page.stripes.len() <= 1);
+            walked.extend(page.stripes.iter().cloned());
+            if !page.is_truncated {
+                break;
+            }
+            after = page.stripes.last().map(|s| s.id);
+        }
+        let all = c
+            .list_stripes(GroupId(4), None, 1000)
+            .await
+            .expect("list stripes");
+        assert!(!all.is_truncated);
+        assert_eq!(walked, all.stripes);
+        let ids: BTreeSet<StripeId> = all.stripes.iter().map(|s| s.id).collect();
+        assert_eq!(ids, [StripeId(1), StripeId(2), StripeId(3)].into());
+        for s in &all.stripes {
+            assert_eq!(s.codec, CODEC);
+            assert_eq!(s.placement, stripe(0, 0).placement);
+            match s.id {
+                StripeId(3) => {
+                    assert_eq!(
+                        s.owner,
+                        StripeOwner::Part {
+                            upload_id: "u1".into(),
+                            part_number: 2
+                        }
+                    );
+                    assert_eq!(s.data_len, 3);
+                }
+                _ => {
+                    assert_eq!(
+                        s.owner,
+                        StripeOwner::Version {
+                            bucket: "zeta".into(),
+                            key: "y".into(),
+                            version_id: "null".into(),
+                            seq: committed.seq,
+                        }
+                    );
+                    assert_eq!(s.data_len, 4);
+                }
+            }
+        }
+        // Other groups hold none of these stripes.
+        let other = c.list_stripes(GroupId(1), None, 10).await.expect("list");
+        assert!(other.stripes.is_empty() && !other.is_truncated);
+
+        // The listed placement is what the compare-and-set expects; a part's stripe is
+        // replaced through its group.
+        let part_stripe = all.stripes.iter().find(|s| s.id == StripeId(3)).unwrap();
+        let mut new = part_stripe.placement.clone();
+        new[2] = FragmentLocation {
+            node: NodeId(9),
+            disk: DiskId(1),
+        };
+        let cas = ReplacePlacement {
+            stripe: StripeId(3),
+            expected: part_stripe.placement.clone(),
+            new: new.clone(),
+        };
+        assert_eq!(
+            c.replace_placement_in_group(GroupId(4), &cas)
+                .await
+                .expect("replace"),
+            1
+        );
+        assert_eq!(
+            rejected(c.replace_placement_in_group(GroupId(4), &cas).await),
+            Reason::PlacementMismatch
+        );
+        let after_cas = c.list_stripes(GroupId(4), None, 10).await.expect("list");
+        let moved = after_cas.stripes.iter().find(|s| s.id == StripeId(3));
+        assert_eq!(moved.map(|s| s.placement.clone()), Some(new));
+
+        // The root group is not an object group; a malformed cursor names its field.
+        let wrong = at_leader(&cluster, GroupId(4), |mut c| async move {
+            c.list_stripes(req(pb::ListStripesRequest {
+                group_id: 0,
+                after: Default::default(),
+                limit: 10,
+            }))
+            .await
+        })
+        .await
+        .expect_err("group 0 has no stripes");
+        assert_eq!(code_of(&wrong), pb::MetaErrorCode::WrongGroup);
+        let bad = at_leader(&cluster, GroupId(4), |mut c| async move {
+            c.list_stripes(req(pb::ListStripesRequest {
+                group_id: 4,
+                after: bytes::Bytes::from_static(&[1, 2, 3]),
+                limit: 10,
+            }))
+            .await
+        })
+        .await
+        .expect_err("malformed cursor");
+        assert_eq!(code_of(&bad), pb::MetaErrorCode::Malformed);
+        assert!(bad.message().contains("list_stripes.after"));
+        cluster.shutdown().await;
+    });
 }

@@ -888,6 +888,32 @@ impl MetaService for MetaGrpc {
         }
     }
 
+    async fn list_stripes(
+        &self,
+        req: Request<pb::ListStripesRequest>,
+    ) -> Result<Response<pb::ListStripesResponse>, Status> {
+        self.check_cluster(&req)?;
+        let m = req.into_inner();
+        let group = GroupId(m.group_id);
+        let after = if m.after.is_empty() {
+            None
+        } else {
+            Some(
+                proto::convert::stripe_id_from_wire("list_stripes.after", &m.after)
+                    .map_err(malformed)?,
+            )
+        };
+        self.object_group(group)?;
+        let limit = m.limit;
+        let page = self
+            .read(group, move |txn| sm::list_stripes(txn, after, limit))
+            .await?;
+        Ok(Response::new(pb::ListStripesResponse {
+            stripes: page.stripes.iter().map(pb::StripeEntry::from).collect(),
+            truncated: page.is_truncated,
+        }))
+    }
+
     // ---- multipart ----
 
     async fn create_multipart_upload(

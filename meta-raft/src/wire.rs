@@ -29,6 +29,7 @@ use crate::state_machine::{
     PartRecord, Precondition, PutObject, Reason, RecordPart, ReplacePlacement, StripeRecord,
     VersionEntry, VersionRecord, Versioning,
 };
+use crate::state_machine::{StripeEntry, StripeOwner};
 
 fn to_btree(m: &HashMap<String, String>) -> BTreeMap<String, String> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -496,6 +497,81 @@ impl From<&GcEntry> for pb::GcEntry {
                     location: Some(f.location.into()),
                 })
                 .collect(),
+        }
+    }
+}
+
+// ---- stripe listing (repair) ----
+
+impl TryFrom<&pb::StripeOwner> for StripeOwner {
+    type Error = ConvertError;
+
+    fn try_from(m: &pb::StripeOwner) -> Result<Self, ConvertError> {
+        use pb::stripe_owner::Owner;
+        Ok(match required(m.owner.as_ref(), "stripe_owner.owner")? {
+            Owner::Version(v) => StripeOwner::Version {
+                bucket: v.bucket.clone(),
+                key: v.key.clone(),
+                version_id: v.version_id.clone(),
+                seq: v.seq,
+            },
+            Owner::Part(p) => StripeOwner::Part {
+                upload_id: p.upload_id.clone(),
+                part_number: p.part_number,
+            },
+        })
+    }
+}
+
+impl From<&StripeOwner> for pb::StripeOwner {
+    fn from(o: &StripeOwner) -> Self {
+        use pb::stripe_owner::Owner;
+        let owner = match o {
+            StripeOwner::Version {
+                bucket,
+                key,
+                version_id,
+                seq,
+            } => Owner::Version(pb::StripeVersionOwner {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                version_id: version_id.clone(),
+                seq: *seq,
+            }),
+            StripeOwner::Part {
+                upload_id,
+                part_number,
+            } => Owner::Part(pb::StripePartOwner {
+                upload_id: upload_id.clone(),
+                part_number: *part_number,
+            }),
+        };
+        pb::StripeOwner { owner: Some(owner) }
+    }
+}
+
+impl TryFrom<&pb::StripeEntry> for StripeEntry {
+    type Error = ConvertError;
+
+    fn try_from(m: &pb::StripeEntry) -> Result<Self, ConvertError> {
+        Ok(StripeEntry {
+            id: stripe_id_from_wire("stripe_entry.stripe_id", &m.stripe_id)?,
+            owner: StripeOwner::try_from(required(m.owner.as_ref(), "stripe_entry.owner")?)?,
+            codec: codec(m.codec.as_ref(), "stripe_entry.codec")?,
+            data_len: m.data_len,
+            placement: locations(&m.placement),
+        })
+    }
+}
+
+impl From<&StripeEntry> for pb::StripeEntry {
+    fn from(s: &StripeEntry) -> Self {
+        pb::StripeEntry {
+            stripe_id: stripe_id_to_wire(s.id),
+            owner: Some(pb::StripeOwner::from(&s.owner)),
+            codec: Some(s.codec.into()),
+            data_len: s.data_len,
+            placement: locations_to_wire(&s.placement),
         }
     }
 }
@@ -1121,6 +1197,53 @@ mod tests {
             GcEntry::try_from(&bad).unwrap_err().field,
             "gc_fragment.index"
         );
+    }
+
+    #[test]
+    fn stripe_entries_round_trip_and_need_owner_and_codec() {
+        for owner in [
+            StripeOwner::Version {
+                bucket: "b".into(),
+                key: "k".into(),
+                version_id: "v".into(),
+                seq: 7,
+            },
+            StripeOwner::Part {
+                upload_id: "u".into(),
+                part_number: 3,
+            },
+        ] {
+            let s = stripe(5);
+            let e = StripeEntry {
+                id: s.id,
+                owner,
+                codec: DEFAULT_PARAMS,
+                data_len: 10,
+                placement: s.placement,
+            };
+            let wire = pb::StripeEntry::from(&e);
+            assert_eq!(StripeEntry::try_from(&wire), Ok(e));
+        }
+        let good = pb::StripeEntry::from(&StripeEntry {
+            id: StripeId(1),
+            owner: StripeOwner::Part {
+                upload_id: "u".into(),
+                part_number: 1,
+            },
+            codec: DEFAULT_PARAMS,
+            data_len: 1,
+            placement: Vec::new(),
+        });
+        let field = |m: pb::StripeEntry| StripeEntry::try_from(&m).unwrap_err().field;
+        let mut m = good.clone();
+        m.owner = Some(pb::StripeOwner { owner: None });
+        assert_eq!(field(m), "stripe_owner.owner");
+        let mut m = good.clone();
+        m.codec = None;
+        assert_eq!(field(m), "stripe_entry.codec");
+        let mut m = good;
+        m.stripe_id = vec![1, 2, 3].into();
+        assert_eq!(field(m), "stripe_entry.stripe_id");
     }
 
     #[test]

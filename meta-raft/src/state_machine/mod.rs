@@ -10,7 +10,7 @@
 //! - Queries take a `&redb::ReadTransaction`: [`get_bucket`], [`list_buckets`],
 //!   [`head_object`], [`get_version`], [`get_upload`], [`stripe_owner()`], [`gc_take`],
 //!   [`list_objects()`], [`list_object_versions`], [`list_multipart_uploads`],
-//!   [`list_parts`].
+//!   [`list_parts`], [`list_stripes()`] (repair's walk over the stripe index).
 //!
 //! Storage layout: [`tables`] (one table per record kind, all `&[u8] -> &[u8]` with
 //! postcard values). Key encodings and the `(bucket, key)` order that also defines the
@@ -43,6 +43,7 @@ pub mod error;
 pub mod gc;
 pub mod keys;
 pub mod list_objects;
+pub mod list_stripes;
 pub mod list_uploads;
 pub mod list_versions;
 pub mod multipart;
@@ -69,6 +70,7 @@ pub use completed_upload::CompletedUpload;
 pub use error::{ApplyError, QueryError};
 pub use gc::{GcEntry, GcFragment, GcId};
 pub use list_objects::{list_objects, ListObjectsPage, ListObjectsParams, MAX_LIST_KEYS};
+pub use list_stripes::{list_stripes, ListStripesPage, StripeEntry, MAX_LIST_STRIPES};
 pub use list_uploads::{
     list_multipart_uploads, list_parts, ListPartsPage, ListUploadsPage, ListUploadsParams,
 };
@@ -94,6 +96,8 @@ mod determinism_test;
 mod gc_test;
 #[cfg(test)]
 mod keys_test;
+#[cfg(test)]
+mod list_stripes_test;
 #[cfg(test)]
 mod listing_test;
 #[cfg(test)]
