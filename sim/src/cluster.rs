@@ -345,6 +345,23 @@ impl SimCluster {
         }
     }
 
+    /// An asymmetric partition: nothing from `a` reaches `b`; `b` still reaches `a`.
+    pub fn one_way(&mut self, a: &[NodeRef], b: &[NodeRef]) {
+        for &x in a {
+            for &y in b {
+                self.clog_link(x, y);
+            }
+        }
+    }
+
+    pub fn heal_one_way(&mut self, a: &[NodeRef], b: &[NodeRef]) {
+        for &x in a {
+            for &y in b {
+                self.unclog_link(x, y);
+            }
+        }
+    }
+
     /// Gives data node `i`'s disk a fault profile; `enospc` also caps its capacity just
     /// above what it holds now.
     pub fn disk_faults(&self, i: usize, faults: &SimDiskFaults, enospc: bool) {

@@ -113,6 +113,7 @@ enum Undo {
     Restore(Vec<NodeRef>),
     Unclog(Vec<NodeRef>),
     Heal(Vec<NodeRef>, Vec<NodeRef>),
+    HealOneWay(Vec<NodeRef>, Vec<NodeRef>),
     Unskew(usize),
     DiskHealthy(usize),
     Resume(NodeRef),
@@ -189,6 +190,7 @@ async fn drive(
                 Undo::Restore(ns) => ns.into_iter().for_each(|n| cluster.power_restore(n)),
                 Undo::Unclog(ns) => ns.into_iter().for_each(|n| cluster.unclog(n)),
                 Undo::Heal(a, b) => cluster.heal_partition(&a, &b),
+                Undo::HealOneWay(a, b) => cluster.heal_one_way(&a, &b),
                 Undo::Unskew(g) => cluster.skew_gateway(g, 0),
                 Undo::DiskHealthy(d) => cluster.disk_healthy(d),
                 Undo::Resume(n) => cluster.resume(n),
@@ -337,6 +339,10 @@ async fn start_fault(cluster: &mut SimCluster, action: &FaultAction) -> (Undo, S
         FaultAction::Partition(a, b) => {
             cluster.partition(a, b);
             (Undo::Heal(a.clone(), b.clone()), String::new())
+        }
+        FaultAction::OneWay(a, b) => {
+            cluster.one_way(a, b);
+            (Undo::HealOneWay(a.clone(), b.clone()), String::new())
         }
         FaultAction::Clog(n) => {
             cluster.clog(*n);

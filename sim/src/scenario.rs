@@ -156,6 +156,11 @@ pub enum FaultKind {
     /// A symmetric partition: a minority of meta nodes (and some data nodes and
     /// gateways) cannot talk to the rest.
     Partition,
+    /// An asymmetric partition: sides drawn like `partition`, but only the traffic from
+    /// one side to the other is dropped (A hears B, B never hears A) — the case where a
+    /// leader keeps sending heartbeats it never gets answers to, or gets votes it cannot
+    /// answer.
+    AsymmetricPartition,
     /// One random server node cut off the network.
     NodeClog,
     /// A gateway's wall clock skewed by up to `max_skew_secs` either way.
@@ -185,6 +190,7 @@ impl FaultKind {
             FaultKind::RackCutoff => "rack-cutoff",
             FaultKind::LeaderIsolation => "leader-isolation",
             FaultKind::Partition => "partition",
+            FaultKind::AsymmetricPartition => "asymmetric-partition",
             FaultKind::NodeClog => "node-clog",
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::MassCrash => "mass-crash",
@@ -254,6 +260,8 @@ pub enum FaultAction {
     IsolateLeader(u64),
     /// Links between the two sides clogged both ways.
     Partition(Vec<NodeRef>, Vec<NodeRef>),
+    /// Links from the first side to the second clogged (that direction only).
+    OneWay(Vec<NodeRef>, Vec<NodeRef>),
     Clog(NodeRef),
     /// Gateway index and offset in milliseconds.
     Skew(usize, i64),
@@ -282,6 +290,15 @@ impl fmt::Display for FaultAction {
                         .join(",")
                 };
                 write!(f, "partition {{{}}} | {{{}}}", names(a), names(b))
+            }
+            FaultAction::OneWay(a, b) => {
+                let names = |v: &[NodeRef]| {
+                    v.iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                write!(f, "one-way partition {{{}}} -/-> {{{}}}", names(a), names(b))
             }
             FaultAction::Clog(n) => write!(f, "clog {n}"),
             FaultAction::Skew(g, ms) => write!(f, "skew gateway-{} by {ms} ms", g + 1),
@@ -550,6 +567,38 @@ impl Scenario {
             .collect()
     }
 
+    /// Two sides for a partition: a minority of meta nodes on side B, with some data
+    /// nodes and maybe a gateway; clients reach every side.
+    fn draw_sides(&self, rng: &mut Rng) -> (Vec<NodeRef>, Vec<NodeRef>) {
+        let c = &self.cluster;
+        let pick = |rng: &mut Rng, n: usize| rng.below(n as u64) as usize;
+        let minority = 1 + pick(rng, (c.meta_nodes - 1) / 2);
+        let mut metas: Vec<usize> = (0..c.meta_nodes).collect();
+        let mut b = Vec::new();
+        for _ in 0..minority {
+            let i = pick(rng, metas.len());
+            b.push(NodeRef::Meta(metas.remove(i)));
+        }
+        let mut a: Vec<NodeRef> = metas.into_iter().map(NodeRef::Meta).collect();
+        for d in 0..c.data_nodes {
+            if rng.chance(0.25) {
+                b.push(NodeRef::Data(d));
+            } else {
+                a.push(NodeRef::Data(d));
+            }
+        }
+        for g in 0..c.gateways {
+            if c.gateways > 1 && rng.chance(0.5) {
+                b.push(NodeRef::Gateway(g));
+            } else {
+                a.push(NodeRef::Gateway(g));
+            }
+        }
+        a.sort();
+        b.sort();
+        (a, b)
+    }
+
     fn draw_action(&self, f: &FaultSpec, rng: &mut Rng) -> FaultAction {
         let c = &self.cluster;
         let pick = |rng: &mut Rng, n: usize| rng.below(n as u64) as usize;
@@ -563,33 +612,18 @@ impl Scenario {
                 FaultAction::IsolateLeader(rng.below(u64::from(c.object_groups) + 1))
             }
             FaultKind::Partition => {
-                // A minority of meta nodes on side B, with some data nodes and maybe a
-                // gateway; clients reach every side.
-                let minority = 1 + pick(rng, (c.meta_nodes - 1) / 2);
-                let mut metas: Vec<usize> = (0..c.meta_nodes).collect();
-                let mut b = Vec::new();
-                for _ in 0..minority {
-                    let i = pick(rng, metas.len());
-                    b.push(NodeRef::Meta(metas.remove(i)));
-                }
-                let mut a: Vec<NodeRef> = metas.into_iter().map(NodeRef::Meta).collect();
-                for d in 0..c.data_nodes {
-                    if rng.chance(0.25) {
-                        b.push(NodeRef::Data(d));
-                    } else {
-                        a.push(NodeRef::Data(d));
-                    }
-                }
-                for g in 0..c.gateways {
-                    if c.gateways > 1 && rng.chance(0.5) {
-                        b.push(NodeRef::Gateway(g));
-                    } else {
-                        a.push(NodeRef::Gateway(g));
-                    }
-                }
-                a.sort();
-                b.sort();
+                let (a, b) = self.draw_sides(rng);
                 FaultAction::Partition(a, b)
+            }
+            FaultKind::AsymmetricPartition => {
+                // Which way the traffic stops is drawn too: from the majority side to
+                // the minority, or back.
+                let (a, b) = self.draw_sides(rng);
+                if rng.chance(0.5) {
+                    FaultAction::OneWay(a, b)
+                } else {
+                    FaultAction::OneWay(b, a)
+                }
             }
             // (A swizzle is expanded into clogs by `swizzle`.)
             FaultKind::NodeClog | FaultKind::SwizzleClog => {
