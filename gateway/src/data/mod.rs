@@ -18,6 +18,9 @@
 //!   prefetched while the current one streams.
 //! - [`Topology`]: where the cluster map comes from ([`MetaTopology`]: the metadata
 //!   plane, cached; [`StaticTopology`]: fixed, for tests).
+//! - [`DataPlane::rebuild_stripe`] (`rebuild.rs`): repair's primitive — read `k` healthy
+//!   fragments of a stripe, rebuild the lost ones, write them to new locations, return the
+//!   new placement.
 //! - `node_pool.rs`: one lazily connected channel per data node and the fragment calls;
 //!   `suspects.rs`: the gateway-local memory of nodes that just failed.
 //!
@@ -42,6 +45,7 @@ mod meta_topology;
 mod node_pool;
 mod plane;
 mod reader;
+mod rebuild;
 mod stats;
 mod suspects;
 mod topology;
@@ -49,6 +53,8 @@ mod writer;
 
 #[cfg(test)]
 mod reader_test;
+#[cfg(test)]
+mod rebuild_test;
 #[cfg(test)]
 mod test_cluster;
 #[cfg(test)]
@@ -58,6 +64,7 @@ pub use config::DataConfig;
 pub use error::DataError;
 pub use meta_topology::{MetaTopology, DEFAULT_REFRESH_EVERY};
 pub use plane::DataPlane;
+pub use rebuild::{RebuildError, Rebuilt};
 pub use stats::DataStats;
 pub use topology::{StaticTopology, Topology};
 pub use writer::StripeWriter;
