@@ -344,6 +344,8 @@ pub struct DevCluster {
     pub tls: Option<(PathBuf, PathBuf)>,
     proc: Option<ClusterProc>,
     remove_on_exit: bool,
+    /// More `shale dev` arguments (e.g. `--gc-delay-secs 0`).
+    extra_args: Vec<String>,
     _dir: Option<TempDir>,
 }
 
@@ -354,6 +356,16 @@ impl DevCluster {
         let dir = TempDir::new("s3-dev");
         let mut c = Self::new_in(dir.path().to_path_buf(), false);
         c._dir = Some(dir);
+        c.launch().await?;
+        Ok(c)
+    }
+
+    /// Like [`Self::start`], with more `shale dev` arguments.
+    pub async fn start_with(args: &[&str]) -> anyhow::Result<Self> {
+        let dir = TempDir::new("s3-dev");
+        let mut c = Self::new_in(dir.path().to_path_buf(), false);
+        c._dir = Some(dir);
+        c.extra_args = args.iter().map(|a| a.to_string()).collect();
         c.launch().await?;
         Ok(c)
     }
@@ -401,6 +413,7 @@ impl DevCluster {
             tls: None,
             proc: None,
             remove_on_exit,
+            extra_args: Vec::new(),
             _dir: None,
         }
     }
@@ -427,6 +440,7 @@ impl DevCluster {
             "--secret-key".into(),
             self.secret_key.clone(),
         ];
+        args.extend(self.extra_args.iter().cloned());
         if let Some((cert, key)) = &self.tls {
             args.extend([
                 "--tls-cert".into(),
@@ -536,6 +550,12 @@ impl MultiCluster {
     /// Starts the cluster with `gateways` gateways and waits until the metadata plane
     /// serves, every data node is registered and every gateway listens.
     pub async fn start(gateways: usize) -> anyhow::Result<Self> {
+        Self::start_with(gateways, "").await
+    }
+
+    /// Like [`Self::start`], with `meta_extra` appended to every meta node's config
+    /// (e.g. a `[maintain]` section).
+    pub async fn start_with(gateways: usize, meta_extra: &str) -> anyhow::Result<Self> {
         let tmp = TempDir::new("s3-multi");
         let dir = tmp.path().to_path_buf();
         let block = free_port_block(NODES + 3 + gateways as u16);
@@ -570,7 +590,7 @@ impl MultiCluster {
                 &format!("meta-{}.toml", i + 1),
                 format!(
                     "cluster_id = \"{MULTI_CLUSTER_ID}\"\nnode_id = {}\nlisten = \"{a}\"\n\
-                     data_dir = \"{}\"\nobject_groups = 4\n\n{members}",
+                     data_dir = \"{}\"\nobject_groups = 4\n\n{members}\n{meta_extra}\n",
                     i + 1,
                     dir.join("data").join(format!("meta-{}", i + 1)).display()
                 ),

@@ -1604,6 +1604,29 @@ impl MetaClient {
         .map(drop)
     }
 
+    /// Marks disk `disk` of `node` failed (it receives no new fragments; heartbeats do
+    /// not bring it back) or healthy again.
+    pub async fn set_disk_state(
+        &self,
+        node: NodeId,
+        disk: common::ids::DiskId,
+        state: common::cluster::DiskState,
+        reason: &str,
+    ) -> Result<()> {
+        self.call(
+            &Route::Root,
+            |_| pb::SetDiskStateRequest {
+                node_id: node.0,
+                disk_id: disk.0,
+                state: proto::convert::disk_state_to_wire(state),
+                reason: reason.to_owned(),
+            },
+            |mut c, r| async move { c.set_disk_state(r).await },
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn create_access_key(&self, key: &AccessKey) -> Result<()> {
         self.call(
             &Route::Root,

@@ -17,6 +17,9 @@
 //! [[members]]
 //! node_id = 3
 //! addr = "127.0.0.1:7203"
+//!
+//! [maintain]                      # optional: failure detector and GC (maintain_config)
+//! down_after_secs = 30
 //! ```
 
 use std::collections::BTreeSet;
@@ -24,6 +27,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+pub use crate::maintain_config::MaintainConfig;
 
 /// Upper bound on object groups set at bootstrap (groups split later, issue 3 follow-up).
 pub const OBJECT_GROUPS_MAX: u32 = crate::state_machine::root::BOOTSTRAP_GROUPS_MAX;
@@ -49,6 +54,9 @@ pub struct MetaConfig {
     #[serde(default)]
     pub join: bool,
     pub members: Vec<MemberConfig>,
+    /// Background maintenance (failure detector, GC); see `maintain_config`.
+    #[serde(default)]
+    pub maintain: MaintainConfig,
 }
 
 fn default_object_groups() -> u32 {
@@ -113,6 +121,7 @@ impl MetaConfig {
                 )
             })?;
         }
+        self.maintain.validate(origin)?;
         if !self.join && !ids.contains(&self.node_id) {
             return Err(invalid(
                 "members",
@@ -157,6 +166,14 @@ addr = "127.0.0.1:7202"
     fn good_config_parses_with_defaults() {
         let c = MetaConfig::parse(GOOD, "meta.toml").unwrap();
         assert_eq!((c.node_id, c.object_groups, c.members.len()), (1, 4, 2));
+        assert_eq!(c.maintain, MaintainConfig::default());
+        let c = MetaConfig::parse(
+            &format!("{GOOD}[maintain]\ndown_after_secs = 5\ndead_after_secs = 50\ngc = false\n"),
+            "meta.toml",
+        )
+        .unwrap();
+        assert_eq!(c.maintain.down_after_secs, 5);
+        assert!(!c.maintain.gc && c.maintain.detector);
     }
 
     #[test]
@@ -175,6 +192,15 @@ addr = "127.0.0.1:7202"
                 .contains("field `members`")
         );
         assert!(err(&format!("{GOOD}object_groups = 0\n")).contains("field `object_groups`"));
+        assert!(err(&format!("{GOOD}[maintain]\ndown_after_secs = 0\n"))
+            .contains("field `maintain.down_after_secs`"));
+        assert!(err(&format!(
+            "{GOOD}[maintain]\ndown_after_secs = 60\ndead_after_secs = 60\n"
+        ))
+        .contains("field `maintain.dead_after_secs`"));
+        assert!(err(&format!("{GOOD}[maintain]\ngc_batch = 5000\n"))
+            .contains("field `maintain.gc_batch`"));
+        assert!(err(&format!("{GOOD}[maintain]\nnope = 1\n")).contains("nope"));
         assert!(
             err(&GOOD.replace("node_id = 2", "node_id = 1")).contains("field `members[1].node_id`")
         );

@@ -1183,6 +1183,8 @@ impl MetaService for MetaGrpc {
             node: common::ids::NodeId(m.node_id),
             state,
             reason: m.reason,
+            at_ms: self.clock.unix_ms(),
+            expect: None,
         })
         .await?;
         Ok(Response::new(pb::SetNodeStateResponse {}))
@@ -1253,6 +1255,25 @@ impl MetaService for MetaGrpc {
         })
         .await?;
         Ok(Response::new(pb::SetGroupMembersResponse {}))
+    }
+
+    async fn set_disk_state(
+        &self,
+        req: Request<pb::SetDiskStateRequest>,
+    ) -> Result<Response<pb::SetDiskStateResponse>, Status> {
+        self.check_cluster(&req)?;
+        let m = req.into_inner();
+        let state = proto::convert::disk_state_from_wire("set_disk_state.state", m.state)
+            .map_err(malformed)?;
+        self.write_root(RootCommand::SetDiskState {
+            node: common::ids::NodeId(m.node_id),
+            disk: common::ids::DiskId(m.disk_id),
+            state,
+            reason: m.reason,
+            at_ms: self.clock.unix_ms(),
+        })
+        .await?;
+        Ok(Response::new(pb::SetDiskStateResponse {}))
     }
 
     // ---- membership and status of any group ----

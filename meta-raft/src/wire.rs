@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use common::cluster::{DiskInfo, FragmentLocation, NodeInfo};
 use common::codec::CodecParams;
-use common::ids::GroupId;
+use common::ids::{DiskId, GroupId};
 use proto::convert::{required, stripe_id_from_wire, stripe_id_to_wire, ConvertError};
 use proto::meta as pb;
 
@@ -586,6 +586,21 @@ impl TryFrom<&pb::NodeRecord> for NodeRecord {
             info: NodeInfo::try_from(required(m.info.as_ref(), "node_record.info")?)?,
             last_heartbeat_ms: m.last_heartbeat_ms,
             state_reason: m.state_reason.clone(),
+            state_changed_ms: m.state_changed_ms,
+            heartbeats: m.heartbeats,
+            failed_disks: m
+                .failed_disks
+                .iter()
+                .map(|f| {
+                    (
+                        DiskId(f.disk_id),
+                        crate::state_machine::DiskFailure {
+                            reason: f.reason.clone(),
+                            at_ms: f.at_ms,
+                        },
+                    )
+                })
+                .collect(),
         })
     }
 }
@@ -596,6 +611,17 @@ impl From<&NodeRecord> for pb::NodeRecord {
             info: Some((&r.info).into()),
             last_heartbeat_ms: r.last_heartbeat_ms,
             state_reason: r.state_reason.clone(),
+            state_changed_ms: r.state_changed_ms,
+            heartbeats: r.heartbeats,
+            failed_disks: r
+                .failed_disks
+                .iter()
+                .map(|(d, f)| pb::DiskFailure {
+                    disk_id: d.0,
+                    reason: f.reason.clone(),
+                    at_ms: f.at_ms,
+                })
+                .collect(),
         }
     }
 }

@@ -7,6 +7,11 @@
 //! - `key create [--id ID --secret S] [--name USER]`, `key list`, `key delete ID`: S3
 //!   access keys. `create` generates the id and secret (from `common::env` randomness)
 //!   unless given, and prints `access_key_id = …` and `secret_access_key = …` lines.
+//! - `node set-state --node N --state up|down|draining|dead --reason TEXT`: a data
+//!   node's state as the operator decides it (the failure detector only ever changes
+//!   Up → Down, Down → Up and Down → Dead by itself).
+//! - `disk fail --node N --disk D --reason TEXT`, `disk restore --node N --disk D`: mark
+//!   a disk failed (no new fragments; heartbeats do not undo it) or healthy again.
 //! - `meta add-voter --node N --addr A [--group G]`, `meta remove-voter --node N
 //!   [--group G]`: membership of one group, or of every group (the root group and all
 //!   object groups) without `--group`. The new node must already run `shale meta` with
@@ -19,9 +24,9 @@ use std::fmt::Write as _;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use common::cluster::DiskState;
+use common::cluster::{DiskState, NodeState};
 use common::env::{Clock, Env};
-use common::ids::GroupId;
+use common::ids::{DiskId, GroupId, NodeId};
 use meta_raft::client::MetaClient;
 use meta_raft::group_status::GroupStatus;
 use meta_raft::state_machine::{AccessKey, GroupRange, NodeRecord};
@@ -57,6 +62,62 @@ pub enum AdminCommand {
         #[command(subcommand)]
         cmd: MetaCommand,
     },
+    /// Data node states.
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCommand,
+    },
+    /// Disks of data nodes.
+    Disk {
+        #[command(subcommand)]
+        cmd: DiskCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Set a data node's state (up, down, draining, dead), with a reason.
+    SetState {
+        #[arg(long)]
+        node: u64,
+        /// up, down, draining or dead.
+        #[arg(long, value_parser = parse_node_state)]
+        state: NodeState,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DiskCommand {
+    /// Mark a disk failed: it receives no new fragments, its fragments count as lost.
+    Fail {
+        #[arg(long)]
+        node: u64,
+        #[arg(long)]
+        disk: u32,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Mark a failed disk healthy again.
+    Restore {
+        #[arg(long)]
+        node: u64,
+        #[arg(long)]
+        disk: u32,
+    },
+}
+
+fn parse_node_state(s: &str) -> Result<NodeState, String> {
+    match s {
+        "up" => Ok(NodeState::Up),
+        "down" => Ok(NodeState::Down),
+        "draining" => Ok(NodeState::Draining),
+        "dead" => Ok(NodeState::Dead),
+        other => Err(format!(
+            "unknown state {other:?}: one of up, down, draining, dead"
+        )),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -122,6 +183,8 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Status => status(&client, &cluster_id).await?,
         AdminCommand::Key { cmd } => key(&client, cmd).await?,
         AdminCommand::Meta { cmd } => meta(&client, cmd).await?,
+        AdminCommand::Node { cmd } => node_cmd(&client, cmd).await?,
+        AdminCommand::Disk { cmd } => disk_cmd(&client, cmd).await?,
     };
     print!("{out}");
     Ok(())
@@ -180,6 +243,8 @@ async fn status(client: &MetaClient, cluster_id: &str) -> anyhow::Result<String>
                 "DISKS",
                 "USED",
                 "LAST HEARTBEAT",
+                "STATE CHANGED",
+                "FAILED DISKS",
             ],
             &rows,
         ));
@@ -236,7 +301,53 @@ fn node_row(n: &NodeRecord, now_ms: u64) -> Vec<String> {
         format!("{}/{} healthy", healthy, n.info.disks.len()),
         format!("{} / {}", bytes(used), bytes(capacity)),
         ago(now_ms, n.last_heartbeat_ms),
+        ago(now_ms, n.state_changed_ms),
+        failed_disks(n, now_ms),
     ]
+}
+
+/// "disk 1 (smart errors, 3m ago); …", or "-".
+fn failed_disks(n: &NodeRecord, now_ms: u64) -> String {
+    if n.failed_disks.is_empty() {
+        return "-".to_owned();
+    }
+    n.failed_disks
+        .iter()
+        .map(|(d, f)| format!("disk {d} ({}, {})", f.reason, ago(now_ms, f.at_ms)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+// ---- node and disk states ----
+
+async fn node_cmd(client: &MetaClient, cmd: NodeCommand) -> anyhow::Result<String> {
+    match cmd {
+        NodeCommand::SetState {
+            node,
+            state,
+            reason,
+        } => {
+            client
+                .set_node_state(NodeId(node), state, &reason)
+                .await
+                .with_context(|| format!("setting node {node} {state}"))?;
+            Ok(format!("node {node} is {state} ({reason})\n"))
+        }
+    }
+}
+
+async fn disk_cmd(client: &MetaClient, cmd: DiskCommand) -> anyhow::Result<String> {
+    let (node, disk, state, reason) = match cmd {
+        DiskCommand::Fail { node, disk, reason } => (node, disk, DiskState::Failed, reason),
+        DiskCommand::Restore { node, disk } => {
+            (node, disk, DiskState::Healthy, "restored".to_owned())
+        }
+    };
+    client
+        .set_disk_state(NodeId(node), DiskId(disk), state, &reason)
+        .await
+        .with_context(|| format!("marking disk {disk} of node {node} {state}"))?;
+    Ok(format!("disk {disk} of node {node} is {state}\n"))
 }
 
 fn group_row(s: &GroupStatus, range: String) -> Vec<String> {

@@ -16,7 +16,7 @@ use datanode::{Datanode, StoreConfig};
 use gateway::data::{DataConfig, DataPlane, MetaTopology};
 use gateway::GatewayConfig;
 use meta_raft::client::MetaClient;
-use meta_raft::config::{MemberConfig, MetaConfig};
+use meta_raft::config::{MaintainConfig, MemberConfig, MetaConfig};
 use meta_raft::meta_node::MetaNode;
 use meta_raft::state_machine::AccessKey;
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,10 @@ pub struct DevArgs {
     /// Capacity of each data node's disk, in GiB.
     #[arg(long, default_value_t = 16)]
     pub disk_gib: u64,
+    /// Seconds an unreferenced fragment waits in the GC queue before it is deleted
+    /// (reads of a version that was just overwritten finish first).
+    #[arg(long, default_value_t = 60)]
+    pub gc_delay_secs: u64,
     /// Object groups (metadata shards) created at first start.
     #[arg(long, default_value_t = 4)]
     pub object_groups: u32,
@@ -162,6 +166,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         })
         .collect();
     let mut metas = Vec::new();
+    let mut maintainers = Vec::new();
     for m in &members {
         let cfg = MetaConfig {
             cluster_id: DEV_CLUSTER_ID.into(),
@@ -171,11 +176,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             object_groups: args.object_groups,
             join: false,
             members: members.clone(),
+            maintain: MaintainConfig {
+                gc_delay_secs: args.gc_delay_secs,
+                ..MaintainConfig::default()
+            },
         };
         let disk = open_disk(&cfg.data_dir)?;
+        let maintain = cfg.maintain.clone();
         let node = MetaNode::start(cfg, disk)
             .await
             .with_context(|| format!("starting meta node {}", m.node_id))?;
+        // Failure detector and GC, acting where this node leads (stopped when dropped).
+        maintainers.push(maintain::Maintainer::start(
+            &env,
+            Arc::clone(node.host()),
+            maintain,
+        ));
         println!("  meta     {}  grpc://{}", m.node_id, m.addr);
         let mut stop = stop_tx.subscribe();
         metas.push(env.spawn("dev-meta", async move {
@@ -190,6 +206,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // Data plane.
     let mut servers = Vec::new();
     let mut infos = Vec::new();
+    let mut datanodes = Vec::new();
     for i in 0..args.nodes {
         let id = NodeId(u64::from(i) + 1);
         let rack = RackId(format!("rack-{}", i % args.racks));
@@ -229,6 +246,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         });
         let mut stop = stop_tx.subscribe();
         let node = Arc::new(node);
+        datanodes.push((id, Arc::clone(&node)));
         servers.push(env.spawn("dev-datanode", async move {
             datanode::service::serve(node, addr, async move {
                 let _ = stop.recv().await;
@@ -257,6 +275,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         })
         .await?;
     }
+    // Each data node heartbeats, as a separate `shale datanode` would.
+    let heartbeats: Vec<_> = datanodes
+        .into_iter()
+        .map(|(id, node)| {
+            env.spawn(
+                "dev-heartbeat",
+                crate::register::heartbeat_forever(env.fork(), meta.clone(), node, id.0),
+            )
+        })
+        .collect();
     let creds = credentials(&env, &args)?;
     let existing = retry(&env, "reading the access key", budget, || {
         meta.get_access_key(&creds.access_key_id)
@@ -352,6 +380,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("Press Ctrl-C to stop.");
     common::env::shutdown_signal().await;
     println!("Stopping...");
+    for h in &heartbeats {
+        h.abort();
+    }
+    drop(maintainers);
     let _ = stop_tx.send(());
     gw_task.await.context("gateway task")??;
     for s in servers {

@@ -99,6 +99,12 @@ async fn run_meta(path: PathBuf) -> anyhow::Result<()> {
     let node = meta_raft::meta_node::MetaNode::start(cfg.clone(), disk)
         .await
         .context("starting the meta node")?;
+    // Failure detector and GC for the groups this node leads (stopped when dropped).
+    let _maintainer = maintain::Maintainer::start(
+        &Env::from_entropy(),
+        Arc::clone(node.host()),
+        cfg.maintain.clone(),
+    );
     tracing::info!(node = cfg.node_id, cluster = %cfg.cluster_id, addr = %cfg.listen, groups = cfg.object_groups + 1, "meta node serving");
     println!("shale meta {} listening on {}", cfg.node_id, cfg.listen);
     node.serve(common::env::shutdown_signal())

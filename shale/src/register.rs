@@ -55,6 +55,13 @@ pub async fn register_and_heartbeat(
             }
         }
     }
+    heartbeat_forever(env, meta, node, id).await
+}
+
+/// Heartbeats a registered node's disk usage every [`HEARTBEAT_EVERY`] forever (until
+/// the task is dropped). The root leader's failure detector marks a node Down when its
+/// heartbeats stop, and Up again when they resume.
+pub async fn heartbeat_forever(env: Env, meta: MetaClient, node: Arc<Datanode>, id: u64) {
     loop {
         env.clock().sleep(HEARTBEAT_EVERY).await;
         if let Err(e) = meta

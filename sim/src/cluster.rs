@@ -108,7 +108,15 @@ impl SimCluster {
                     }
                     _ => disk.clone(),
                 };
-                SimDatanode::start_on(env, id, &rack, addr, vec![disk], vec![served])
+                SimDatanode::start_on(
+                    env,
+                    id,
+                    &rack,
+                    addr,
+                    vec![disk],
+                    vec![served],
+                    seeds.clone(),
+                )
             })
             .collect::<Vec<_>>();
         let gateways = (0..shape.gateways)

@@ -5,11 +5,43 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::cluster::{DiskInfo, DiskState};
 use common::env::{Disk, Env, SimDisk, SimDiskFaults};
 use common::ids::{DiskId, NodeId, RackId};
 use datanode::{Datanode, StoreConfig};
+use meta_raft::client::MetaClient;
 
 pub const DATANODE_PORT: u16 = 7100;
+
+/// Between two heartbeats of a simulated data node.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// Heartbeats `node`'s disk usage to the root group forever. A heartbeat before the
+/// node is registered is refused; it simply tries again next time.
+async fn heartbeat(env: Env, meta: Vec<String>, node: Arc<Datanode>) {
+    let client = loop {
+        match MetaClient::connect(meta.clone(), "sim").await {
+            Ok(c) => break c,
+            Err(_) => env.clock().sleep(HEARTBEAT_EVERY).await,
+        }
+    };
+    loop {
+        env.clock().sleep(HEARTBEAT_EVERY).await;
+        let disks: Vec<DiskInfo> = node
+            .usage()
+            .into_iter()
+            .map(|u| DiskInfo {
+                id: u.disk,
+                state: DiskState::Healthy,
+                capacity_bytes: u.capacity_bytes,
+                used_bytes: u.used_bytes,
+            })
+            .collect();
+        let _ = client
+            .heartbeat(node.node_id(), env.clock().unix_ms(), &disks)
+            .await;
+    }
+}
 
 /// One simulated data node and the disks that outlive its process.
 pub struct SimDatanode {
@@ -28,11 +60,13 @@ impl SimDatanode {
             .map(|_| SimDisk::new(env.random_u64(), SimDiskFaults::default()))
             .collect();
         let served = disks.iter().map(|d| d.clone() as Arc<dyn Disk>).collect();
-        Self::start_on(env, id, rack, ip, disks, served)
+        Self::start_on(env, id, rack, ip, disks, served, Vec::new())
     }
 
     /// Like `start`, on given disks: `disks` are crashed on power loss, `served` (the
-    /// same disks, possibly wrapped, e.g. by a planted bug) are what the node uses.
+    /// same disks, possibly wrapped, e.g. by a planted bug) are what the node uses. With
+    /// `meta` seeds, the process heartbeats to the metadata plane every
+    /// [`HEARTBEAT_EVERY`] (as `shale datanode` does), so the failure detector sees it.
     pub fn start_on(
         env: &Env,
         id: NodeId,
@@ -40,6 +74,7 @@ impl SimDatanode {
         ip: IpAddr,
         disks: Vec<Arc<SimDisk>>,
         served: Vec<Arc<dyn Disk>>,
+        meta: Vec<String>,
     ) -> Self {
         let addr = SocketAddr::new(ip, DATANODE_PORT);
         let node_env = env.fork();
@@ -60,6 +95,7 @@ impl SimDatanode {
                     .map(|(i, d)| (DiskId(i as u32), Arc::clone(d), StoreConfig::default()))
                     .collect();
                 let errors = Arc::clone(&errors);
+                let meta = meta.clone();
                 async move {
                     let node = loop {
                         match Datanode::open(env.clone(), id, rack.clone(), disks.clone()) {
@@ -73,7 +109,14 @@ impl SimDatanode {
                             }
                         }
                     };
-                    datanode::service::serve(Arc::new(node), addr, std::future::pending())
+                    let node = Arc::new(node);
+                    let _heartbeat = (!meta.is_empty()).then(|| {
+                        env.spawn(
+                            "sim-heartbeat",
+                            heartbeat(env.clone(), meta, Arc::clone(&node)),
+                        )
+                    });
+                    datanode::service::serve(node, addr, std::future::pending())
                         .await
                         .expect("serve");
                 }

@@ -5,8 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use common::env::{Disk, SimDisk, SimDiskFaults};
-use meta_raft::config::{MemberConfig, MetaConfig};
+use common::env::{Disk, Env, SimDisk, SimDiskFaults};
+use meta_raft::config::{MaintainConfig, MemberConfig, MetaConfig};
 use meta_raft::meta_node::MetaNode;
 
 pub const META_PORT: u16 = 7200;
@@ -28,6 +28,7 @@ pub fn meta_config(id: u64, ips: &[IpAddr], object_groups: u32) -> MetaConfig {
         data_dir: "/sim".into(),
         object_groups,
         join: false,
+        maintain: maintain_config(),
         members: ips
             .iter()
             .enumerate()
@@ -36,6 +37,25 @@ pub fn meta_config(id: u64, ips: &[IpAddr], object_groups: u32) -> MetaConfig {
                 addr: SocketAddr::new(*ip, META_PORT).to_string(),
             })
             .collect(),
+    }
+}
+
+/// The maintenance loops of a simulated meta node, on scenario time scales (runs last
+/// tens of seconds): data nodes heartbeat every second, so 3 s of silence is Down; Dead
+/// after 60 s (a fault lasts seconds: no node dies for good); GC acts after 5 s.
+pub fn maintain_config() -> MaintainConfig {
+    MaintainConfig {
+        detector: true,
+        down_after_secs: 3,
+        dead_after_secs: 60,
+        detector_tick_ms: 500,
+        gc: true,
+        gc_tick_ms: 500,
+        gc_delay_secs: 5,
+        gc_batch: 64,
+        gc_concurrency: 8,
+        gc_retry_max_secs: 5,
+        fragment_timeout_ms: 2000,
     }
 }
 
@@ -63,12 +83,20 @@ impl SimMetaNode {
                 let disk: Arc<dyn Disk> = init_disk.clone();
                 let slot = Arc::clone(&slot);
                 async move {
+                    let maintain = config.maintain.clone();
                     let node = Arc::new(
                         MetaNode::start(config, disk)
                             .await
                             .expect("meta node starts"),
                     );
                     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&node));
+                    // Failure detector and GC where this node leads; they live as long as
+                    // this incarnation of the process.
+                    let _maintainer = maintain::Maintainer::start(
+                        &Env::seeded(id),
+                        Arc::clone(node.host()),
+                        maintain,
+                    );
                     node.serve(std::future::pending()).await.expect("serve");
                 }
             })

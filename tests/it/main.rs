@@ -5,6 +5,7 @@
 mod admin;
 mod bench;
 mod datanode;
+mod maintain;
 mod meta;
 mod s3;
 mod s3_chunked;

@@ -9,11 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-const CRATES: [&str; 9] = [
+const CRATES: [&str; 10] = [
     "common",
     "proto",
     "placement",
     "meta-raft",
+    "maintain",
     "datanode",
     "gateway",
     "shale",

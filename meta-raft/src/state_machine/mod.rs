@@ -83,8 +83,8 @@ pub use query::{
 };
 pub use response::{Reason, Response};
 pub use root::{
-    access_key, access_keys, apply_root, cluster_map, group_map, nodes, AccessKey, GroupMap,
-    GroupRange, NodeRecord, RootCommand,
+    access_key, access_keys, apply_root, cluster_map, group_map, nodes, AccessKey, DiskFailure,
+    GroupMap, GroupRange, NodeRecord, RootCommand,
 };
 pub use stripe_owner::StripeOwner;
 pub use tables::create_all as create_tables;

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use common::cluster::{ClusterMap, DiskInfo, NodeInfo, NodeState};
-use common::ids::{GroupId, NodeId};
+use common::cluster::{ClusterMap, DiskInfo, DiskState, NodeInfo, NodeState};
+use common::ids::{DiskId, GroupId, NodeId};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,33 @@ pub struct NodeRecord {
     pub last_heartbeat_ms: u64,
     /// Why the state last changed, for `shale admin status`.
     pub state_reason: String,
+    /// When the state last changed (the proposer's wall clock; 0: at registration).
+    pub state_changed_ms: u64,
+    /// Heartbeats (and registrations) applied so far. The failure detector watches this
+    /// count change on its own clock, never the data node's `at_ms` (clock skew).
+    pub heartbeats: u64,
+    /// Disks an operator marked failed, with why and when. A heartbeat keeps them
+    /// failed (the data node cannot overrule the operator); marking a disk healthy
+    /// removes the entry.
+    pub failed_disks: BTreeMap<DiskId, DiskFailure>,
+}
+
+/// Why and when a disk was marked failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskFailure {
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+impl NodeRecord {
+    /// Forces the disks in `failed_disks` to `Failed` in `info`.
+    fn apply_failed_disks(&mut self) {
+        for d in &mut self.info.disks {
+            if self.failed_disks.contains_key(&d.id) {
+                d.state = DiskState::Failed;
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,10 +187,15 @@ pub enum RootCommand {
         at_ms: u64,
         disks: Vec<DiskInfo>,
     },
+    /// Sets a node's state (operator or failure detector). With `expect`, only if the
+    /// node is in that state now (else rejected, nothing written): the detector's
+    /// compare-and-set, so it never overrides a state someone else just set.
     SetNodeState {
         node: NodeId,
         state: NodeState,
         reason: String,
+        at_ms: u64,
+        expect: Option<NodeState>,
     },
     CreateAccessKey(AccessKey),
     DeleteAccessKey {
@@ -174,6 +206,14 @@ pub enum RootCommand {
     SetGroupMembers {
         group: GroupId,
         members: BTreeMap<u64, String>,
+    },
+    /// Marks a disk of a node failed (with a reason) or healthy again (operator).
+    SetDiskState {
+        node: NodeId,
+        disk: DiskId,
+        state: DiskState,
+        reason: String,
+        at_ms: u64,
     },
 }
 
@@ -261,12 +301,17 @@ pub fn apply_root(txn: &WriteTransaction, cmd: &RootCommand) -> Result<Response,
                     r.info = info.clone();
                     r.info.state = state;
                     r.last_heartbeat_ms = *at_ms;
+                    r.heartbeats += 1;
+                    r.apply_failed_disks();
                     r
                 }
                 None => NodeRecord {
                     info: info.clone(),
                     last_heartbeat_ms: *at_ms,
                     state_reason: "registered".into(),
+                    state_changed_ms: *at_ms,
+                    heartbeats: 1,
+                    failed_disks: BTreeMap::new(),
                 },
             };
             t.insert(key.as_slice(), enc(&record)?.as_slice())?;
@@ -285,7 +330,9 @@ pub fn apply_root(txn: &WriteTransaction, cmd: &RootCommand) -> Result<Response,
             };
             // Heartbeats may arrive out of order; time never moves backwards.
             record.last_heartbeat_ms = record.last_heartbeat_ms.max(*at_ms);
+            record.heartbeats += 1;
             record.info.disks = disks.clone();
+            record.apply_failed_disks();
             t.insert(key.as_slice(), enc(&record)?.as_slice())?;
             Ok(Response::Empty)
         }
@@ -293,6 +340,8 @@ pub fn apply_root(txn: &WriteTransaction, cmd: &RootCommand) -> Result<Response,
             node,
             state,
             reason,
+            at_ms,
+            expect,
         } => {
             let mut t = txn.open_table(NODES)?;
             let key = node_key(*node);
@@ -304,8 +353,57 @@ pub fn apply_root(txn: &WriteTransaction, cmd: &RootCommand) -> Result<Response,
                     "no node {node}"
                 ))));
             };
+            if let Some(e) = expect {
+                if record.info.state != *e {
+                    return Ok(Response::Rejected(Reason::InvalidArgument(format!(
+                        "node {node} is {}, not {e}",
+                        record.info.state
+                    ))));
+                }
+            }
             record.info.state = *state;
             record.state_reason = reason.clone();
+            record.state_changed_ms = *at_ms;
+            t.insert(key.as_slice(), enc(&record)?.as_slice())?;
+            Ok(Response::Empty)
+        }
+        RootCommand::SetDiskState {
+            node,
+            disk,
+            state,
+            reason,
+            at_ms,
+        } => {
+            let mut t = txn.open_table(NODES)?;
+            let key = node_key(*node);
+            let Some(mut record) = (match t.get(key.as_slice())? {
+                Some(v) => Some(dec::<NodeRecord>("root_nodes", v.value())?),
+                None => None,
+            }) else {
+                return Ok(Response::Rejected(Reason::InvalidArgument(format!(
+                    "no node {node}"
+                ))));
+            };
+            let Some(d) = record.info.disk_mut(*disk) else {
+                return Ok(Response::Rejected(Reason::InvalidArgument(format!(
+                    "node {node} has no disk {disk}"
+                ))));
+            };
+            d.state = *state;
+            match state {
+                DiskState::Failed => {
+                    record.failed_disks.insert(
+                        *disk,
+                        DiskFailure {
+                            reason: reason.clone(),
+                            at_ms: *at_ms,
+                        },
+                    );
+                }
+                DiskState::Healthy => {
+                    record.failed_disks.remove(disk);
+                }
+            }
             t.insert(key.as_slice(), enc(&record)?.as_slice())?;
             Ok(Response::Empty)
         }

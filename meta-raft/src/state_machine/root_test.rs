@@ -210,6 +210,8 @@ fn nodes_register_heartbeat_and_change_state() {
             node: NodeId(2),
             state: NodeState::Down,
             reason: "silent 30 s".into(),
+            at_ms: 65,
+            expect: None,
         },
     );
     // Re-registering keeps the state the cluster decided.
@@ -230,6 +232,105 @@ fn nodes_register_heartbeat_and_change_state() {
     assert_eq!(recs[1].state_reason, "silent 30 s");
     let map = cluster_map(&txn).unwrap();
     assert_eq!(map.nodes.len(), 2);
+}
+
+#[test]
+fn node_state_compare_and_set_records_reason_and_time() {
+    let db = db();
+    run(
+        &db,
+        1,
+        RootCommand::RegisterNode {
+            info: node(1, "r1"),
+            at_ms: 10,
+        },
+    );
+    let set = |state, expect, at_ms| RootCommand::SetNodeState {
+        node: NodeId(1),
+        state,
+        reason: format!("to {state}"),
+        at_ms,
+        expect,
+    };
+    assert_eq!(
+        run(&db, 2, set(NodeState::Down, Some(NodeState::Up), 20)),
+        Response::Empty
+    );
+    // The expectation no longer holds: rejected, nothing written.
+    assert!(matches!(
+        run(&db, 3, set(NodeState::Dead, Some(NodeState::Up), 30)),
+        Response::Rejected(Reason::InvalidArgument(_))
+    ));
+    let txn = db.begin_read().unwrap();
+    let r = &nodes(&txn).unwrap()[0];
+    assert_eq!(r.info.state, NodeState::Down);
+    assert_eq!(
+        (r.state_reason.as_str(), r.state_changed_ms),
+        ("to down", 20)
+    );
+    assert_eq!(r.heartbeats, 1);
+}
+
+#[test]
+fn a_failed_disk_stays_failed_across_heartbeats_until_marked_healthy() {
+    let db = db();
+    run(
+        &db,
+        1,
+        RootCommand::RegisterNode {
+            info: node(1, "r1"),
+            at_ms: 10,
+        },
+    );
+    let disk = |state| RootCommand::SetDiskState {
+        node: NodeId(1),
+        disk: DiskId(0),
+        state,
+        reason: "smart errors".into(),
+        at_ms: 15,
+    };
+    assert_eq!(run(&db, 2, disk(DiskState::Failed)), Response::Empty);
+    let healthy = vec![DiskInfo {
+        id: DiskId(0),
+        state: DiskState::Healthy,
+        capacity_bytes: 1000,
+        used_bytes: 1,
+    }];
+    run(
+        &db,
+        3,
+        RootCommand::Heartbeat {
+            node: NodeId(1),
+            at_ms: 20,
+            disks: healthy.clone(),
+        },
+    );
+    {
+        let txn = db.begin_read().unwrap();
+        let r = &nodes(&txn).unwrap()[0];
+        assert_eq!(r.info.disks[0].state, DiskState::Failed);
+        assert_eq!(r.failed_disks[&DiskId(0)].reason, "smart errors");
+        assert_eq!(r.heartbeats, 2);
+    }
+    assert!(matches!(
+        run(
+            &db,
+            4,
+            RootCommand::SetDiskState {
+                node: NodeId(1),
+                disk: DiskId(7),
+                state: DiskState::Failed,
+                reason: String::new(),
+                at_ms: 0,
+            }
+        ),
+        Response::Rejected(_)
+    ));
+    assert_eq!(run(&db, 5, disk(DiskState::Healthy)), Response::Empty);
+    let txn = db.begin_read().unwrap();
+    let r = &nodes(&txn).unwrap()[0];
+    assert_eq!(r.info.disks[0].state, DiskState::Healthy);
+    assert!(r.failed_disks.is_empty());
 }
 
 #[test]

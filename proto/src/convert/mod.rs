@@ -11,7 +11,9 @@ pub mod meta_error;
 mod node_info;
 
 pub use fragment_location::{stripe_id_from_wire, stripe_id_to_wire};
-pub use node_info::{node_state_from_wire, node_state_to_wire};
+pub use node_info::{
+    disk_state_from_wire, disk_state_to_wire, node_state_from_wire, node_state_to_wire,
+};
 
 /// A wire message that does not make a valid domain value.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

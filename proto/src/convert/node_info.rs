@@ -30,6 +30,25 @@ pub fn node_state_to_wire(s: NodeState) -> i32 {
     wire as i32
 }
 
+/// A disk state from its wire number (`UNSPECIFIED` and unknown numbers are errors).
+pub fn disk_state_from_wire(field: &'static str, v: i32) -> Result<DiskState, ConvertError> {
+    match pb::DiskState::try_from(v) {
+        Ok(pb::DiskState::Healthy) => Ok(DiskState::Healthy),
+        Ok(pb::DiskState::Failed) => Ok(DiskState::Failed),
+        Ok(pb::DiskState::Unspecified) | Err(_) => {
+            Err(ConvertError::new(field, format!("invalid disk state {v}")))
+        }
+    }
+}
+
+pub fn disk_state_to_wire(s: DiskState) -> i32 {
+    let wire = match s {
+        DiskState::Healthy => pb::DiskState::Healthy,
+        DiskState::Failed => pb::DiskState::Failed,
+    };
+    wire as i32
+}
+
 impl TryFrom<&pb::DiskInfo> for DiskInfo {
     type Error = ConvertError;
 
