@@ -20,6 +20,7 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::{S3ErrorCode, S3Result};
 
 use crate::error::{meta, s3};
+use crate::range_route::Forwarded;
 
 /// How long a looked-up key is trusted before it is read again (deleted keys stop
 /// working within this time).
@@ -95,6 +96,9 @@ pub struct Access {
     pub meta: MetaClient,
     pub clock: Clock,
     pub max_skew: Duration,
+    /// Accept an unsigned request carrying a [`Forwarded`] access key: only for the
+    /// service behind `range_route::IgnoreInvalidRange`, which verified the signature.
+    pub trust_forwarded: bool,
 }
 
 /// Seconds since the Unix epoch of an ISO 8601 basic timestamp (`20261122T073819Z`).
@@ -175,16 +179,23 @@ impl Access {
     }
 }
 
+fn anonymous() -> s3s::S3Error {
+    s3(S3ErrorCode::AccessDenied, "anonymous access is not allowed")
+}
+
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(cred) = cx.credentials() else {
-            return Err(s3(
-                S3ErrorCode::AccessDenied,
-                "anonymous access is not allowed",
-            ));
+        let signed = cx.credentials().map(|c| c.access_key.clone());
+        let access_key = match signed {
+            Some(k) => k,
+            None if self.trust_forwarded => cx
+                .extensions_mut()
+                .get::<Forwarded>()
+                .map(|f| f.access_key.clone())
+                .ok_or_else(anonymous)?,
+            None => return Err(anonymous()),
         };
-        let access_key = cred.access_key.clone();
         self.check_skew(cx)?;
         let key = self.keys.lookup(&access_key).await?;
         let op = cx.s3_op().name().to_owned();

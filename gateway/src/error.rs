@@ -35,6 +35,18 @@ pub fn unavailable(message: impl Into<String>, retry_after: Duration) -> S3Error
     e
 }
 
+/// `e` answered with extra response headers (`x-amz-delete-marker`, validators). s3s
+/// replaces the response headers with the error's: the XML content type is added (s3s
+/// drops it again for bodyless statuses such as 304).
+pub fn with_headers(mut e: S3Error, mut headers: HeaderMap) -> S3Error {
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    e.set_headers(headers);
+    e
+}
+
 /// The S3 code for a rejected metadata command or query.
 pub fn reason_code(reason: &Reason) -> S3ErrorCode {
     match reason {

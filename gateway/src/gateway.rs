@@ -16,7 +16,7 @@ use common::codec::CodecParams;
 use common::env::Env;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use http::Extensions;
+use http::{Extensions, HeaderMap};
 use meta_raft::client::MetaClient;
 use meta_raft::state_machine::{
     BucketRecord, ObjectBody, ObjectMeta, Precondition, VersionRecord, Versioning,
@@ -37,6 +37,8 @@ pub const USER_METADATA_MAX_BYTES: usize = 2048;
 pub const MIN_PART_BYTES: u64 = 5 << 20;
 
 /// The S3 service: stateless; every request goes to the metadata plane and data nodes.
+/// Clones share everything (clients, caches, the environment).
+#[derive(Clone)]
 pub struct Gateway {
     pub(crate) env: Env,
     pub(crate) meta: MetaClient,
@@ -306,6 +308,95 @@ pub(crate) fn condition_etag(c: &ETagCondition) -> Option<String> {
     c.as_etag().map(|e| e.value().trim_matches('"').to_owned())
 }
 
+/// The entity tags of an `If-Match` / `If-None-Match` header: RFC 7232 §3.1/§3.2 allow a
+/// comma-separated list (`"a", W/"b"`), which s3s reads as one quoted ETag whose value
+/// holds the inner quotes and commas (`a", W/"b`). `None` for `*`. Tags are compared
+/// by value (weak and strong alike, as S3 does); a comma inside a quoted tag stays.
+pub(crate) fn condition_etags(c: &ETagCondition) -> Option<Vec<String>> {
+    let e = c.as_etag()?;
+    let header = match e {
+        ETag::Strong(v) => format!("\"{v}\""),
+        ETag::Weak(v) => format!("W/\"{v}\""),
+    };
+    Some(etag_list(&header))
+}
+
+/// The tags of an entity-tag list (`"a", W/"b", c`), quotes and `W/` removed.
+pub(crate) fn etag_list(header: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = header;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ',' || c == ' ' || c == '\t');
+        if rest.is_empty() {
+            return out;
+        }
+        let tag = rest.strip_prefix("W/").unwrap_or(rest);
+        let (value, after) = match tag.strip_prefix('"') {
+            Some(q) => match q.find('"') {
+                Some(end) => (&q[..end], &q[end + 1..]),
+                None => (q, ""),
+            },
+            None => match tag.find(',') {
+                Some(end) => (tag[..end].trim_end(), &tag[end..]),
+                None => (tag.trim_end(), ""),
+            },
+        };
+        out.push(value.to_owned());
+        rest = after;
+    }
+}
+
+/// S3 answers a version id it could not have issued with `400 InvalidArgument`; ours
+/// are `null` or 32 lowercase hex digits ([`Gateway::new_id`]).
+pub(crate) fn check_version_id(v: &str) -> S3Result<()> {
+    let ours = v == meta_raft::state_machine::NULL_VERSION_ID
+        || (v.len() == 32 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+    if ours {
+        Ok(())
+    } else {
+        Err(s3(
+            S3ErrorCode::InvalidArgument,
+            "Invalid version id specified",
+        ))
+    }
+}
+
+/// `ms` since the Unix epoch as an HTTP date header value (`Last-Modified`).
+pub(crate) fn http_date(ms: u64) -> Option<http::HeaderValue> {
+    let mut buf = Vec::new();
+    timestamp(ms)
+        .format(s3s::dto::TimestampFormat::HttpDate, &mut buf)
+        .ok()?;
+    http::HeaderValue::from_bytes(&buf).ok()
+}
+
+/// The validator headers of a `304 Not Modified` (RFC 7232 §4.1: the ETag, and the
+/// Cache-Control and Expires a 200 would carry) plus Last-Modified and the version id,
+/// as S3 sends them.
+pub(crate) fn not_modified_headers(v: &VersionRecord, version_id: Option<&str>) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(x) = http::HeaderValue::from_str(&format!("\"{}\"", v.etag)) {
+        h.insert(http::header::ETAG, x);
+    }
+    if let Some(x) = http_date(v.created_ms) {
+        h.insert(http::header::LAST_MODIFIED, x);
+    }
+    let optional = [
+        (http::header::CACHE_CONTROL, v.meta.cache_control.as_deref()),
+        (http::header::EXPIRES, v.meta.expires.as_deref()),
+        (
+            http::HeaderName::from_static("x-amz-version-id"),
+            version_id,
+        ),
+    ];
+    for (name, value) in optional {
+        if let Some(x) = value.and_then(|s| http::HeaderValue::from_str(s).ok()) {
+            h.insert(name, x);
+        }
+    }
+    h
+}
+
 /// `If-None-Match: *` / `If-Match: etag` on a write, as metadata preconditions.
 pub(crate) fn write_preconditions(
     if_match: Option<&ETagCondition>,
@@ -336,8 +427,9 @@ pub(crate) fn write_preconditions(
 }
 
 /// Read conditions (GET/HEAD, and copy-source conditions): `Err(PreconditionFailed)`,
-/// `Err(NotModified)` or `Ok`. RFC 9110 order: If-Match, else If-Unmodified-Since; then
-/// If-None-Match, else If-Modified-Since.
+/// `Err(NotModified)` or `Ok`. An ETag condition may list several tags (any one
+/// matches). RFC 9110 order: If-Match, else If-Unmodified-Since; then If-None-Match, else
+/// If-Modified-Since.
 pub(crate) fn check_read_conditions(
     v: &VersionRecord,
     if_match: Option<&ETagCondition>,
@@ -346,8 +438,10 @@ pub(crate) fn check_read_conditions(
     if_modified_since: Option<&Timestamp>,
     not_modified_code: S3ErrorCode,
 ) -> S3Result<()> {
-    let matches =
-        |c: &ETagCondition| c.is_any() || condition_etag(c).as_deref() == Some(v.etag.as_str());
+    let matches = |c: &ETagCondition| match condition_etags(c) {
+        None => true, // `*`
+        Some(tags) => tags.iter().any(|t| *t == v.etag),
+    };
     let modified_s = i64::try_from(v.created_ms / 1000).unwrap_or(i64::MAX);
     if let Some(c) = if_match {
         if !matches(c) {

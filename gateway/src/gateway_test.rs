@@ -225,3 +225,73 @@ fn body_read_failures_are_the_clients_errors() {
         S3ErrorCode::IncompleteBody
     );
 }
+
+#[test]
+fn etag_lists_hold_several_tags() {
+    assert_eq!(etag_list(r#""a""#), ["a"]);
+    assert_eq!(etag_list(r#""a", W/"b",c"#), ["a", "b", "c"]);
+    assert_eq!(etag_list(r#" "x,y" , "z" "#), ["x,y", "z"]);
+    assert_eq!(etag_list(""), Vec::<String>::new());
+    // s3s reads a list as one strong ETag whose value holds the inner quotes.
+    let list = cond(r#"0000", "abc"#);
+    assert_eq!(condition_etags(&list).expect("tags"), ["0000", "abc"]);
+    assert_eq!(condition_etags(&ETagCondition::Any), None);
+    let v = version("abc", 10_000_000);
+    let nm = S3ErrorCode::NotModified;
+    let code = |r: S3Result<()>| r.err().map(|e| e.code().clone());
+    assert_eq!(
+        code(check_read_conditions(
+            &v,
+            None,
+            None,
+            Some(&list),
+            None,
+            nm.clone()
+        )),
+        Some(S3ErrorCode::NotModified),
+        "If-None-Match list holding the ETag"
+    );
+    assert_eq!(
+        code(check_read_conditions(&v, Some(&list), None, None, None, nm)),
+        None,
+        "If-Match list holding the ETag"
+    );
+}
+
+#[test]
+fn version_ids_we_could_not_have_issued_are_invalid() {
+    for ok in ["null", "0123456789abcdef0123456789abcdef"] {
+        assert!(check_version_id(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "",
+        "not a version id",
+        "0123456789ABCDEF0123456789ABCDEF",
+        "0123456789abcdef",
+        "Null",
+    ] {
+        let e = check_version_id(bad).expect_err(bad);
+        assert_eq!(e.code(), &S3ErrorCode::InvalidArgument, "{bad}");
+    }
+}
+
+#[test]
+fn not_modified_carries_the_validators() {
+    let mut v = version("abc", 1_700_000_000_000);
+    v.meta.cache_control = Some("max-age=60".into());
+    let h = not_modified_headers(&v, Some("null"));
+    assert_eq!(h.get("etag").map(|x| x.as_bytes()), Some(&b"\"abc\""[..]));
+    assert_eq!(
+        h.get("last-modified").map(|x| x.as_bytes()),
+        Some(&b"Tue, 14 Nov 2023 22:13:20 GMT"[..])
+    );
+    assert_eq!(
+        h.get("cache-control").map(|x| x.as_bytes()),
+        Some(&b"max-age=60"[..])
+    );
+    assert_eq!(
+        h.get("x-amz-version-id").map(|x| x.as_bytes()),
+        Some(&b"null"[..])
+    );
+    assert!(h.get("expires").is_none());
+}

@@ -3,7 +3,8 @@
 //! data nodes.
 //!
 //! - `server`: HTTP front end (hyper `serve_connection`, connection cap and idle
-//!   timeout; `activity_io` counts bytes moved), s3s service assembly.
+//!   timeout; `activity_io` counts bytes moved), s3s service assembly; `range_route`
+//!   ignores an invalid Range header, as S3 does.
 //! - `tls`: optional HTTPS (rustls, ring provider) from the config's PEM files.
 //! - `auth`: access keys, clock-skew and bucket-ownership checks.
 //! - `gateway` + `ops_*`: the S3 semantics of each operation; `s3_impl` wires them into
@@ -26,6 +27,7 @@ mod ops_copy;
 mod ops_list;
 mod ops_multipart;
 mod ops_object;
+mod range_route;
 mod s3_impl;
 pub mod server;
 pub mod tls;

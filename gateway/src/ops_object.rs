@@ -11,8 +11,9 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use crate::checksum::Declared;
 use crate::error::{self, s3};
 use crate::gateway::{
-    bucket_of, check_read_conditions, ctx, etag, object_meta, part_range, timestamp, user_metadata,
-    visible_version_id, write_preconditions, Gateway,
+    bucket_of, check_read_conditions, check_version_id, ctx, etag, http_date, not_modified_headers,
+    object_meta, part_range, timestamp, user_metadata, visible_version_id, write_preconditions,
+    Gateway,
 };
 
 /// Concurrent deletes of one DeleteObjects request.
@@ -20,6 +21,20 @@ const DELETE_OBJECTS_PARALLEL: usize = 16;
 
 fn no_such_key() -> S3Error {
     s3(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
+}
+
+/// `x-amz-delete-marker: true` and the marker's `x-amz-version-id` (a marker exists only
+/// in a bucket that has had versioning on, so its id is always shown).
+fn marker_headers(marker: &VersionRecord) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "x-amz-delete-marker",
+        http::HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&marker.version_id) {
+        h.insert("x-amz-version-id", v);
+    }
+    h
 }
 
 /// What GET and HEAD found.
@@ -32,9 +47,11 @@ pub(crate) struct Found {
 }
 
 impl Gateway {
-    /// The version a GET/HEAD addresses: current, or `version_id`. A current delete
-    /// marker is NoSuchKey (404, `x-amz-delete-marker: true`); addressing a delete marker
-    /// by id is 405 MethodNotAllowed, as S3 does.
+    /// The version a GET/HEAD addresses: current, or `version_id` (`InvalidArgument` if
+    /// we could not have issued it). A current delete marker is 404 NoSuchKey with
+    /// `x-amz-delete-marker: true` and the marker's `x-amz-version-id`; addressing a delete
+    /// marker by id is 405 MethodNotAllowed with `x-amz-delete-marker: true`,
+    /// `Last-Modified`, `x-amz-version-id` and `Allow: DELETE` — what S3 answers.
     pub(crate) async fn find_version(
         &self,
         bucket: &str,
@@ -43,16 +60,30 @@ impl Gateway {
     ) -> S3Result<VersionRecord> {
         match version_id {
             Some(v) => {
+                check_version_id(v)?;
                 let found = self
                     .meta
                     .get_version(bucket, key, v)
                     .await
                     .map_err(error::meta)?;
                 match found {
-                    Some(r) if r.is_delete_marker => Err(s3(
-                        S3ErrorCode::MethodNotAllowed,
-                        "The specified method is not allowed against this resource.",
-                    )),
+                    Some(r) if r.is_delete_marker => {
+                        let mut h = marker_headers(&r);
+                        if let Some(x) = http_date(r.created_ms) {
+                            h.insert(http::header::LAST_MODIFIED, x);
+                        }
+                        h.insert(
+                            http::header::ALLOW,
+                            http::HeaderValue::from_static("DELETE"),
+                        );
+                        Err(error::with_headers(
+                            s3(
+                                S3ErrorCode::MethodNotAllowed,
+                                "The specified method is not allowed against this resource.",
+                            ),
+                            h,
+                        ))
+                    }
                     Some(r) => Ok(r),
                     None => Err(s3(
                         S3ErrorCode::NoSuchVersion,
@@ -67,7 +98,10 @@ impl Gateway {
                 .map_err(error::meta)?
             {
                 CurrentVersion::Object(r) => Ok(r),
-                CurrentVersion::DeleteMarker(_) | CurrentVersion::Absent => Err(no_such_key()),
+                CurrentVersion::DeleteMarker(r) => {
+                    Err(error::with_headers(no_such_key(), marker_headers(&r)))
+                }
+                CurrentVersion::Absent => Err(no_such_key()),
             },
         }
     }
@@ -75,7 +109,7 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     async fn locate(
         &self,
-        bucket: &str,
+        bucket_record: &meta_raft::state_machine::BucketRecord,
         key: &str,
         version_id: Option<&str>,
         range: Option<&Range>,
@@ -85,15 +119,24 @@ impl Gateway {
         if_none_match: Option<&IfNoneMatch>,
         if_modified_since: Option<&IfModifiedSince>,
     ) -> S3Result<Found> {
-        let version = self.find_version(bucket, key, version_id).await?;
-        check_read_conditions(
+        let version = self
+            .find_version(&bucket_record.name, key, version_id)
+            .await?;
+        if let Err(e) = check_read_conditions(
             &version,
             if_match,
             if_unmodified_since,
             if_none_match,
             if_modified_since,
             S3ErrorCode::NotModified,
-        )?;
+        ) {
+            if *e.code() != S3ErrorCode::NotModified {
+                return Err(e);
+            }
+            let shown = visible_version_id(bucket_record, &version.version_id);
+            let h = not_modified_headers(&version, shown.as_deref());
+            return Err(error::with_headers(e, h));
+        }
         let size = version.size;
         if range.is_some() && part_number.is_some() {
             return Err(s3(
@@ -201,7 +244,7 @@ impl Gateway {
         let i = req.input;
         let found = self
             .locate(
-                &bucket.name,
+                &bucket,
                 &i.key,
                 i.version_id.as_deref(),
                 i.range.as_ref(),
@@ -274,7 +317,7 @@ impl Gateway {
         let i = req.input;
         let found = self
             .locate(
-                &bucket.name,
+                &bucket,
                 &i.key,
                 i.version_id.as_deref(),
                 i.range.as_ref(),
@@ -329,6 +372,9 @@ impl Gateway {
         version_id: Option<String>,
         if_match: Option<&IfMatch>,
     ) -> S3Result<DeletedObject> {
+        if let Some(v) = &version_id {
+            check_version_id(v)?;
+        }
         let preconditions = write_preconditions(if_match, None)?;
         let cmd = DeleteObject {
             bucket: bucket.name.clone(),

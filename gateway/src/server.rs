@@ -26,6 +26,7 @@ use tracing::Instrument as _;
 use crate::activity_io::ActivityIo;
 use crate::auth::{Access, KeyAuth, KeyStore};
 use crate::gateway::Gateway;
+use crate::range_route::IgnoreInvalidRange;
 use crate::tls::Tls;
 
 /// Largest XML request body (DeleteObjects with 1000 keys, CompleteMultipartUpload with
@@ -35,18 +36,34 @@ pub const XML_MAX_BODY_BYTES: usize = 4 << 20;
 pub const AWS_CHUNK_MAX_BYTES: usize = 8 << 20;
 
 /// Builds the s3s service around a gateway: SigV4 with keys from the root group, our
-/// access policy (owner, clock skew), limits, virtual-host addressing if configured.
+/// access policy (owner, clock skew), limits, virtual-host addressing if configured, and
+/// the route that ignores an invalid `Range` header (`range_route.rs`): it forwards such
+/// a request, once its signature is verified, to a second service over the same gateway.
 pub fn build_service(gateway: Gateway) -> Result<S3Service, String> {
-    let cfg = gateway.cfg.clone();
     let keys = Arc::new(KeyStore::new(
         gateway.meta.clone(),
         gateway.env.clock().clone(),
     ));
+    let inner = service_builder(gateway.clone(), &keys, true)?.build();
+    let mut b = service_builder(gateway, &keys, false)?;
+    b.set_route(IgnoreInvalidRange { inner });
+    Ok(b.build())
+}
+
+/// One s3s service over `gateway`; `trust_forwarded`: for the service behind
+/// [`IgnoreInvalidRange`] only.
+fn service_builder(
+    gateway: Gateway,
+    keys: &Arc<KeyStore>,
+    trust_forwarded: bool,
+) -> Result<S3ServiceBuilder, String> {
+    let cfg = gateway.cfg.clone();
     let access = Access {
         keys: keys.clone(),
         meta: gateway.meta.clone(),
         clock: gateway.env.clock().clone(),
         max_skew: std::time::Duration::from_secs(cfg.max_clock_skew_secs),
+        trust_forwarded,
     };
     let mut s3cfg = s3s::config::S3Config::default();
     s3cfg.xml_max_body_size = XML_MAX_BODY_BYTES;
@@ -59,14 +76,14 @@ pub fn build_service(gateway: Gateway) -> Result<S3Service, String> {
     b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
         s3cfg,
     ))));
-    b.set_auth(KeyAuth(keys));
+    b.set_auth(KeyAuth(keys.clone()));
     b.set_access(access);
     if !cfg.virtual_host_domains.is_empty() {
         let host = s3s::host::MultiDomain::new(cfg.virtual_host_domains.iter().map(String::as_str))
             .map_err(|e| format!("virtual_host_domains: {e}"))?;
         b.set_host(host);
     }
-    Ok(b.build())
+    Ok(b)
 }
 
 /// Limits of the HTTP front end.
