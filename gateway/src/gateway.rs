@@ -326,7 +326,7 @@ pub(crate) fn etag_list(header: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = header;
     loop {
-        rest = rest.trim_start_matches(|c: char| c == ',' || c == ' ' || c == '\t');
+        rest = rest.trim_start_matches([',', ' ', '\t']);
         if rest.is_empty() {
             return out;
         }
@@ -440,7 +440,7 @@ pub(crate) fn check_read_conditions(
 ) -> S3Result<()> {
     let matches = |c: &ETagCondition| match condition_etags(c) {
         None => true, // `*`
-        Some(tags) => tags.iter().any(|t| *t == v.etag),
+        Some(tags) => tags.contains(&v.etag),
     };
     let modified_s = i64::try_from(v.created_ms / 1000).unwrap_or(i64::MAX);
     if let Some(c) = if_match {
