@@ -11,6 +11,7 @@
 //!   [`common::cluster::check_placement`]; the planner asserts it on every result.
 //! - [`PlanError`] says, in operator terms, why a stripe cannot be placed.
 
+pub mod durability;
 mod error;
 mod hash;
 mod planner;

@@ -13,6 +13,7 @@ use datanode::{Datanode, DatanodeConfig};
 mod admin;
 mod bench;
 mod dev;
+mod durability_cmd;
 mod meta_bench;
 mod register;
 
@@ -35,6 +36,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Load generator for any S3 endpoint: PUT/GET at a size and concurrency, verified.
     Bench(bench::BenchArgs),
+    /// Annual durability (loss probability, nines) of a k+m stripe: a Markov model.
+    Durability(durability_cmd::DurabilityArgs),
     /// Metadata-plane throughput (commits/s, barrier reads/s, listing) against running
     /// meta nodes, through the gateway's client path.
     BenchMeta(meta_bench::MetaBenchArgs),
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             Command::Dev(args) => dev::run(args).await,
             Command::Admin(args) => admin::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Durability(args) => durability_cmd::run(args),
             Command::BenchMeta(args) => meta_bench::run(args).await,
             Command::Datanode { config } => run_datanode(config).await,
             Command::Meta { config } => run_meta(config).await,

@@ -5,6 +5,7 @@
 mod admin;
 mod bench;
 mod datanode;
+mod durability;
 mod maintain;
 mod meta;
 mod s3;
