@@ -6,6 +6,7 @@
 //!   timeout; `activity_io` counts bytes moved), s3s service assembly; `range_route`
 //!   ignores an invalid Range header, as S3 does.
 //! - `tls`: optional HTTPS (rustls, ring provider) from the config's PEM files.
+//! - `connect`: reaching the metadata plane at start-up (retried while it is not up).
 //! - `auth`: access keys, clock-skew and bucket-ownership checks.
 //! - `gateway` + `ops_*`: the S3 semantics of each operation; `s3_impl` wires them into
 //!   s3s's `S3` trait.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod checksum;
 pub mod client;
 pub mod config;
+pub mod connect;
 pub mod data;
 pub mod error;
 pub mod gateway;

@@ -126,9 +126,17 @@ async fn run_gateway(path: PathBuf) -> anyhow::Result<()> {
         .with_context(|| format!("config file {}: TLS", path.display()))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let env = Env::from_entropy();
-    let meta = meta_raft::client::MetaClient::connect(cfg.meta.clone(), cfg.cluster_id.clone())
-        .await
-        .context("connecting to the metadata plane")?;
+    // Retried (capped backoff, each failure logged) while no root leader answers: the
+    // meta nodes may start after the gateway or be electing. Only a permanent error
+    // (another cluster, bad config) ends the gateway here.
+    let meta = gateway::connect::connect_meta(
+        &env,
+        cfg.meta.clone(),
+        cfg.cluster_id.clone(),
+        gateway::connect::Backoff::default(),
+    )
+    .await
+    .context("connecting to the metadata plane")?;
     let data_cfg = gateway::data::DataConfig {
         stripe_data_bytes: cfg.stripe_data_bytes,
         ..gateway::data::DataConfig::default()

@@ -2,13 +2,14 @@
 //! `shale datanode` in 4 racks, 2 `shale gateway`): kill -9 a data node → old objects read
 //! back exactly (degraded reads) and new PUTs succeed; kill -9 the meta leader of the
 //! bucket's object group → requests resume after the election. `shale dev`: kill -9 and
-//! restart on the same folder → every object is still there.
+//! restart on the same folder → every object is still there. A gateway started while no
+//! meta node is up waits for the metadata plane and then serves.
 
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use tests::cluster::{DevCluster, MultiCluster};
+use tests::cluster::{ClusterProc, DevCluster, MultiCluster};
 
 use crate::s3::{assert_bytes, data, get, put, show};
 
@@ -215,4 +216,64 @@ async fn dev_cluster_restart_keeps_objects() {
     assert_eq!(l.key_count(), Some(objects.len() as i32));
     // And the restarted cluster takes writes.
     put(&s3, b, "after", &data(MIB, 1)).await;
+}
+
+/// `shale gateway` started while the metadata plane is down (no meta node, so no root
+/// leader) keeps retrying — it neither exits nor needs a supervisor — and serves once
+/// the meta nodes are back and have elected their leaders.
+#[tokio::test]
+async fn gateway_started_before_the_metadata_plane_serves_once_it_is_up() {
+    let mut c = MultiCluster::start(1).await.expect("starting the cluster");
+    let b = "late-meta";
+    let body = data(10_000, 31);
+    c.s3(0).create_bucket().bucket(b).send().await.unwrap();
+    put(&c.s3(0), b, "k", &body).await;
+
+    for m in &mut c.metas {
+        m.kill9();
+    }
+    c.gateways[0].kill9();
+    let cfg = c.dir.join("config").join("gateway-1.toml");
+    let log = c.dir.join("logs").join("gateway-1-late.log");
+    c.gateways[0] = ClusterProc::spawn(
+        "gateway-1 (late)",
+        &[
+            "gateway".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ],
+        &log,
+        None,
+    )
+    .expect("starting the gateway");
+    // It fails to connect, says so, and retries (twice seen), still running.
+    let retries = |g: &ClusterProc| {
+        g.log_tail(10_000)
+            .matches("metadata plane not reachable yet; retrying")
+            .count()
+    };
+    tests::poll_until(Duration::from_secs(60), "two retry warnings", || async {
+        (retries(&c.gateways[0]) >= 2 || !c.gateways[0].is_running()).then_some(())
+    })
+    .await
+    .expect("the gateway logging its retries");
+    assert!(
+        c.gateways[0].is_running(),
+        "the gateway exited while the metadata plane was down:\n{}",
+        c.gateways[0].log_tail(30)
+    );
+    assert!(retries(&c.gateways[0]) >= 2);
+
+    for i in 0..3 {
+        c.restart_meta(i).expect("restarting a meta node");
+    }
+    let got = get_until_ok(&c.s3(0), b, "k", Duration::from_secs(120)).await;
+    assert_bytes(&got, &body, "read through the late gateway");
+    assert!(
+        c.gateways[0]
+            .log_tail(10_000)
+            .contains("S3 gateway serving"),
+        "{}",
+        c.gateways[0].log_tail(30)
+    );
 }
