@@ -1,15 +1,18 @@
 //! Objects through aws-sdk-s3: byte-exact round trips from empty to multi-stripe, headers
-//! and user metadata, Content-MD5 and SDK checksums, ranges, conditional requests,
-//! delete / delete_objects, copy, conditional PUT.
+//! and user metadata, Content-MD5 and SDK checksums, ranges (invalid ones ignored),
+//! conditional requests (304 validators, ETag lists), delete / delete_objects, delete
+//! marker answers, malformed version ids, copy, conditional PUT.
 
-use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, Delete, MetadataDirective, ObjectIdentifier,
+    BucketVersioningStatus, ChecksumAlgorithm, ChecksumMode, Delete, MetadataDirective,
+    ObjectIdentifier, VersioningConfiguration,
 };
 
 use crate::s3::{
     assert_bytes, assert_s3_error, client, data, etag_of, failure, get, md5_b64, new_bucket, put,
-    show,
+    show, status_of,
 };
 
 const KIB: usize = 1024;
@@ -880,5 +883,350 @@ async fn concurrent_puts_and_overwrites() {
         head.e_tag(),
         Some(etag_of(&raced).as_str()),
         "ETag matches the body"
+    );
+}
+
+/// A response header of a failed request.
+fn header<E>(e: &aws_sdk_s3::error::SdkError<E>, name: &str) -> Option<String> {
+    e.raw_response()
+        .and_then(|r| r.headers().get(name))
+        .map(str::to_string)
+}
+
+/// S3: a GET/HEAD whose current version is a delete marker answers 404 NoSuchKey with
+/// `x-amz-delete-marker: true` and the marker's `x-amz-version-id`; a GET/HEAD of the
+/// marker's version id answers 405 MethodNotAllowed with `x-amz-delete-marker: true` and
+/// the marker's Last-Modified.
+#[tokio::test]
+async fn delete_marker_responses_carry_the_marker_headers() {
+    let (_, s3) = client().await;
+    let b = new_bucket(&s3, "marker").await;
+    s3.put_bucket_versioning()
+        .bucket(&b)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    put(&s3, &b, "k", b"v").await;
+    let d = s3.delete_object().bucket(&b).key("k").send().await.unwrap();
+    let marker = d.version_id().unwrap().to_string();
+
+    let e = s3
+        .get_object()
+        .bucket(&b)
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(404), "GET: {}", show(&e));
+    assert_eq!(e.code(), Some("NoSuchKey"));
+    assert_eq!(
+        header(&e, "x-amz-delete-marker").as_deref(),
+        Some("true"),
+        "GET"
+    );
+    assert_eq!(header(&e, "x-amz-version-id"), Some(marker.clone()), "GET");
+    let e = s3
+        .head_object()
+        .bucket(&b)
+        .key("k")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(404));
+    assert_eq!(
+        header(&e, "x-amz-delete-marker").as_deref(),
+        Some("true"),
+        "HEAD"
+    );
+    assert_eq!(header(&e, "x-amz-version-id"), Some(marker.clone()), "HEAD");
+
+    let e = s3
+        .get_object()
+        .bucket(&b)
+        .key("k")
+        .version_id(&marker)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(405), "{}", show(&e));
+    assert_eq!(e.code(), Some("MethodNotAllowed"));
+    assert_eq!(
+        header(&e, "x-amz-delete-marker").as_deref(),
+        Some("true"),
+        "GET of the marker's version"
+    );
+    assert!(
+        header(&e, "last-modified").is_some(),
+        "Last-Modified on 405"
+    );
+    let e = s3
+        .head_object()
+        .bucket(&b)
+        .key("k")
+        .version_id(&marker)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(405));
+    assert_eq!(
+        header(&e, "x-amz-delete-marker").as_deref(),
+        Some("true"),
+        "HEAD of the marker's version"
+    );
+    assert!(
+        header(&e, "last-modified").is_some(),
+        "Last-Modified on 405"
+    );
+}
+
+/// RFC 7232 §4.1: a 304 carries the ETag (and S3 sends Last-Modified too), on GET and
+/// HEAD, for If-None-Match and If-Modified-Since; a 412 stays PreconditionFailed.
+#[tokio::test]
+async fn not_modified_carries_etag_and_last_modified() {
+    let (_, s3) = client().await;
+    let b = new_bucket(&s3, "nm304").await;
+    let etag = put(&s3, &b, "k", b"hello").await;
+    let head = s3.head_object().bucket(&b).key("k").send().await.unwrap();
+    let lm = *head.last_modified().unwrap();
+    let check = |e: &aws_sdk_s3::error::SdkError<_>, what: &str| {
+        assert_eq!(status_of(e), Some(304), "{what}");
+        assert_eq!(header(e, "etag"), Some(etag.clone()), "ETag on 304: {what}");
+        let got = header(e, "last-modified").unwrap_or_else(|| panic!("no Last-Modified: {what}"));
+        let got = DateTime::from_str(&got, DateTimeFormat::HttpDate)
+            .unwrap_or_else(|x| panic!("{what}: Last-Modified {got:?}: {x}"));
+        assert_eq!(got.secs(), lm.secs(), "Last-Modified on 304: {what}");
+    };
+    let e = s3
+        .get_object()
+        .bucket(&b)
+        .key("k")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
+    check(&e, "GET If-None-Match");
+    let e = s3
+        .get_object()
+        .bucket(&b)
+        .key("k")
+        .if_modified_since(lm)
+        .send()
+        .await
+        .unwrap_err();
+    check(&e, "GET If-Modified-Since");
+    let e = s3
+        .head_object()
+        .bucket(&b)
+        .key("k")
+        .if_none_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(304));
+    assert_eq!(header(&e, "etag"), Some(etag.clone()), "ETag on HEAD 304");
+    assert!(
+        header(&e, "last-modified").is_some(),
+        "Last-Modified on HEAD 304"
+    );
+
+    let wrong = "\"00000000000000000000000000000000\"";
+    assert_s3_error(
+        s3.get_object()
+            .bucket(&b)
+            .key("k")
+            .if_match(wrong)
+            .send()
+            .await,
+        412,
+        "PreconditionFailed",
+        "If-Match miss",
+    );
+    let e = s3
+        .head_object()
+        .bucket(&b)
+        .key("k")
+        .if_match(wrong)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(412), "HEAD If-Match miss");
+}
+
+/// RFC 7233 §2.1/§3.1: a syntactically invalid byte range (last < first, an unknown unit,
+/// garbage, several ranges) makes the server ignore the Range header: 200 with the whole
+/// object, as S3 does. A valid range past the end stays 416.
+#[tokio::test]
+async fn invalid_range_headers_are_ignored() {
+    let (_, s3) = client().await;
+    let b = new_bucket(&s3, "badrange").await;
+    put(&s3, &b, "k", b"hello").await;
+    for range in [
+        "bytes=3-1",
+        "bits=1-2",
+        "bytes=abc",
+        "bytes=0-1,3-4",
+        "bytes=-",
+    ] {
+        let out = s3
+            .get_object()
+            .bucket(&b)
+            .key("k")
+            .range(range)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{range}: {}", show(&e)));
+        assert_eq!(out.content_range(), None, "{range}");
+        assert_eq!(out.content_length(), Some(5), "{range}");
+        let body = out.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&body[..], b"hello", "{range}");
+        let head = s3
+            .head_object()
+            .bucket(&b)
+            .key("k")
+            .range(range)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("HEAD {range}: {}", show(&e)));
+        assert_eq!(head.content_length(), Some(5), "HEAD {range}");
+        assert_eq!(head.content_range(), None, "HEAD {range}");
+    }
+    // Still authenticated: a client with a wrong secret is refused.
+    let (c, _) = client().await;
+    let bad = c.s3_as(&c.access_key, "not-the-secret");
+    let e = bad
+        .get_object()
+        .bucket(&b)
+        .key("k")
+        .range("bytes=3-1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(403), "{}", show(&e));
+    for range in ["bytes=5-", "bytes=5-9"] {
+        assert_s3_error(
+            s3.get_object()
+                .bucket(&b)
+                .key("k")
+                .range(range)
+                .send()
+                .await,
+            416,
+            "InvalidRange",
+            range,
+        );
+    }
+    let out = s3
+        .get_object()
+        .bucket(&b)
+        .key("k")
+        .range("bytes=1-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.content_range(), Some("bytes 1-2/5"));
+}
+
+/// S3 answers a malformed version id with 400 InvalidArgument ("Invalid version id
+/// specified"), not 404 NoSuchVersion — on GET, HEAD and DELETE.
+#[tokio::test]
+async fn malformed_version_id_is_invalid_argument() {
+    let (_, s3) = client().await;
+    let b = new_bucket(&s3, "badver").await;
+    put(&s3, &b, "k", b"v").await;
+    assert_s3_error(
+        s3.get_object()
+            .bucket(&b)
+            .key("k")
+            .version_id("not a version id")
+            .send()
+            .await,
+        400,
+        "InvalidArgument",
+        "GET with a malformed version id",
+    );
+    let e = s3
+        .head_object()
+        .bucket(&b)
+        .key("k")
+        .version_id("not a version id")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(400), "HEAD");
+    assert_s3_error(
+        s3.delete_object()
+            .bucket(&b)
+            .key("k")
+            .version_id("not a version id")
+            .send()
+            .await,
+        400,
+        "InvalidArgument",
+        "DELETE with a malformed version id",
+    );
+    // A well-formed id that names nothing is still NoSuchVersion.
+    assert_s3_error(
+        s3.get_object()
+            .bucket(&b)
+            .key("k")
+            .version_id("0123456789abcdef0123456789abcdef")
+            .send()
+            .await,
+        404,
+        "NoSuchVersion",
+        "GET of an unknown version",
+    );
+    assert_eq!(get(&s3, &b, "k").await, b"v");
+}
+
+/// RFC 7232 §3.1/§3.2: If-Match and If-None-Match hold lists of entity tags; any match
+/// counts.
+#[tokio::test]
+async fn if_match_and_if_none_match_with_a_list_of_etags() {
+    let (_, s3) = client().await;
+    let b = new_bucket(&s3, "etaglist").await;
+    let etag = put(&s3, &b, "k", b"hello").await;
+    let e = s3
+        .get_object()
+        .bucket(&b)
+        .key("k")
+        .if_none_match(format!("\"0000\", {etag}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status_of(&e),
+        Some(304),
+        "If-None-Match list holding the ETag"
+    );
+    s3.get_object()
+        .bucket(&b)
+        .key("k")
+        .if_none_match("\"0000\", \"1111\"")
+        .send()
+        .await
+        .unwrap();
+    s3.get_object()
+        .bucket(&b)
+        .key("k")
+        .if_match(format!("\"0000\", {etag}"))
+        .send()
+        .await
+        .unwrap();
+    assert_s3_error(
+        s3.get_object()
+            .bucket(&b)
+            .key("k")
+            .if_match("\"0000\", \"1111\"")
+            .send()
+            .await,
+        412,
+        "PreconditionFailed",
+        "If-Match list without the ETag",
     );
 }
