@@ -8,6 +8,11 @@
 //! # clusters; without it the node must be registered by other means).
 //! # cluster_id = "prod-1"
 //! # meta = ["127.0.0.1:7201", "127.0.0.1:7202", "127.0.0.1:7203"]
+//! # Optional: the scrubber (re-reads and verifies every fragment): a full pass at most
+//! # every `scrub_interval_secs` (60 ..= 31536000, default 604800 = 7 days), reading at
+//! # most `scrub_bytes_per_sec` (at least 65536, default 16 MiB/s) for the whole node.
+//! # scrub_interval_secs = 604800
+//! # scrub_bytes_per_sec = 16777216
 //!
 //! [[disks]]
 //! id = 0
@@ -45,6 +50,25 @@ pub struct DatanodeConfig {
     /// Meta node addresses to register and heartbeat with.
     #[serde(default)]
     pub meta: Vec<String>,
+    /// A full scrub pass starts at most this often (seconds).
+    #[serde(default = "default_scrub_interval_secs")]
+    pub scrub_interval_secs: u64,
+    /// Bytes per second the scrubber may read (whole node).
+    #[serde(default = "default_scrub_bytes_per_sec")]
+    pub scrub_bytes_per_sec: u64,
+}
+
+/// Bounds of the scrub settings.
+pub const SCRUB_INTERVAL_SECS_MIN: u64 = 60;
+pub const SCRUB_INTERVAL_SECS_MAX: u64 = 365 * 24 * 3600;
+pub const SCRUB_BYTES_PER_SEC_MIN: u64 = 64 << 10;
+
+fn default_scrub_interval_secs() -> u64 {
+    crate::scrub::ScrubConfig::default().interval.as_secs()
+}
+
+fn default_scrub_bytes_per_sec() -> u64 {
+    crate::scrub::ScrubConfig::default().bytes_per_sec
 }
 
 pub use common::config::ConfigError;
@@ -88,6 +112,25 @@ impl DatanodeConfig {
             a.parse::<SocketAddr>().map_err(|e| {
                 invalid(format!("meta[{i}]"), format!("{a:?} is not ip:port ({e})"))
             })?;
+        }
+        if !(SCRUB_INTERVAL_SECS_MIN..=SCRUB_INTERVAL_SECS_MAX).contains(&self.scrub_interval_secs)
+        {
+            return Err(invalid(
+                "scrub_interval_secs".into(),
+                format!(
+                    "must be {SCRUB_INTERVAL_SECS_MIN}..={SCRUB_INTERVAL_SECS_MAX}, got {}",
+                    self.scrub_interval_secs
+                ),
+            ));
+        }
+        if self.scrub_bytes_per_sec < SCRUB_BYTES_PER_SEC_MIN {
+            return Err(invalid(
+                "scrub_bytes_per_sec".into(),
+                format!(
+                    "must be at least {SCRUB_BYTES_PER_SEC_MIN}, got {}",
+                    self.scrub_bytes_per_sec
+                ),
+            ));
         }
         if self.disks.is_empty() {
             return Err(invalid(
@@ -135,6 +178,14 @@ impl DatanodeConfig {
     pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
         self.listen.parse()
     }
+
+    /// The scrubber's schedule and budget.
+    pub fn scrub_config(&self) -> crate::scrub::ScrubConfig {
+        crate::scrub::ScrubConfig {
+            interval: std::time::Duration::from_secs(self.scrub_interval_secs),
+            bytes_per_sec: self.scrub_bytes_per_sec,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -179,5 +230,25 @@ capacity_bytes = 1000
         assert!(err(&format!("{GOOD}\nbogus = 1")).contains("bogus"));
         let dup = format!("{GOOD}[[disks]]\nid = 0\npath = \"/tmp/d1\"\ncapacity_bytes = 5\n");
         assert!(err(&dup).contains("field `disks[1].id`"));
+    }
+
+    #[test]
+    fn scrub_settings_default_parse_and_are_validated() {
+        let c = DatanodeConfig::parse(GOOD, "dn.toml").unwrap();
+        assert_eq!(c.scrub_config(), crate::scrub::ScrubConfig::default());
+        let with = |extra: &str| GOOD.replace("[[disks]]", &format!("{extra}\n[[disks]]"));
+        let c = DatanodeConfig::parse(
+            &with("scrub_interval_secs = 3600\nscrub_bytes_per_sec = 1048576"),
+            "dn.toml",
+        )
+        .unwrap();
+        assert_eq!(c.scrub_config().interval.as_secs(), 3600);
+        assert_eq!(c.scrub_config().bytes_per_sec, 1 << 20);
+        assert!(err(&with("scrub_interval_secs = 5")).contains("field `scrub_interval_secs`"));
+        assert!(
+            err(&with("scrub_interval_secs = 40000000")).contains("field `scrub_interval_secs`")
+        );
+        assert!(err(&with("scrub_bytes_per_sec = 0")).contains("field `scrub_bytes_per_sec`"));
+        assert!(err(&with("scrub_bytes_per_sec = \"fast\"")).contains("scrub_bytes_per_sec"));
     }
 }

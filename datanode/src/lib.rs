@@ -8,13 +8,17 @@ pub mod config;
 pub mod error;
 pub mod format;
 pub mod node;
+pub mod scrub;
 pub mod service;
 pub mod store;
 
+#[cfg(test)]
+mod scrub_test;
 #[cfg(test)]
 mod store_test;
 
 pub use config::DatanodeConfig;
 pub use error::StoreError;
-pub use node::Datanode;
-pub use store::{FragmentStore, FragmentWriter, PutRequest, PutStart, StoreConfig};
+pub use node::{Damage, Datanode};
+pub use scrub::{ScrubConfig, ScrubProgress};
+pub use store::{Finding, FragmentStore, FragmentWriter, PutRequest, PutStart, StoreConfig};

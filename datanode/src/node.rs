@@ -3,7 +3,7 @@
 //! slept on the env clock so slow disks are slow in virtual time too.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use common::env::{Disk, DiskOp, Env, RealDisk};
 use common::ids::{DiskId, FragmentId, NodeId, RackId};
@@ -11,7 +11,8 @@ use common::ids::{DiskId, FragmentId, NodeId, RackId};
 use crate::config::DatanodeConfig;
 use crate::error::StoreError;
 use crate::format::FragmentHeader;
-use crate::store::{FragmentStore, FragmentWriter, PutRequest, PutStart, StoreConfig};
+use crate::scrub::{ScrubConfig, ScrubProgress};
+use crate::store::{Finding, FragmentStore, FragmentWriter, PutRequest, PutStart, StoreConfig};
 
 #[derive(Debug)]
 struct DiskSlot {
@@ -28,12 +29,22 @@ pub struct DiskUsage {
     pub fragments: u64,
 }
 
+/// A damaged fragment of this node (a store [`Finding`] with its disk).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    pub disk: DiskId,
+    pub id: FragmentId,
+    pub finding: Finding,
+}
+
 #[derive(Debug)]
 pub struct Datanode {
     env: Env,
     node_id: NodeId,
     rack: RackId,
     disks: BTreeMap<DiskId, DiskSlot>,
+    scrub: ScrubConfig,
+    scrub_progress: Mutex<ScrubProgress>,
 }
 
 impl Datanode {
@@ -55,10 +66,95 @@ impl Datanode {
             node_id,
             rack,
             disks: map,
+            scrub: ScrubConfig::default(),
+            scrub_progress: Mutex::new(ScrubProgress::default()),
         })
     }
 
-    /// Opens the real disks a config names.
+    /// Sets the scrubber's schedule and budget (before the node is served).
+    pub fn with_scrub(mut self, scrub: ScrubConfig) -> Self {
+        self.scrub = scrub;
+        self
+    }
+
+    pub fn scrub_config(&self) -> &ScrubConfig {
+        &self.scrub
+    }
+
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The scrubber's counters.
+    pub fn scrub_progress(&self) -> ScrubProgress {
+        self.scrub_progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn update_scrub_progress(&self, f: impl FnOnce(&mut ScrubProgress)) {
+        f(&mut self
+            .scrub_progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// The disks of this node, in id order.
+    pub fn disk_ids(&self) -> Vec<DiskId> {
+        self.disks.keys().copied().collect()
+    }
+
+    /// Every damaged fragment of every disk (disk, then fragment id order).
+    pub fn damaged(&self) -> Vec<Damage> {
+        self.disks
+            .iter()
+            .flat_map(|(disk, s)| {
+                s.store.findings().into_iter().map(|(id, finding)| Damage {
+                    disk: *disk,
+                    id,
+                    finding,
+                })
+            })
+            .collect()
+    }
+
+    /// Scrub of one fragment: re-reads and verifies it (sleeping a simulated disk's
+    /// service time for the bytes read).
+    pub(crate) async fn scrub_verify(
+        &self,
+        disk: DiskId,
+        id: FragmentId,
+        bytes: u64,
+    ) -> Result<FragmentHeader, StoreError> {
+        let slot = self.slot(disk)?;
+        self.service_time(&slot.disk, DiskOp::Read, bytes as usize)
+            .await;
+        let store = Arc::clone(&slot.store);
+        self.blocking(move || store.verify(id)).await
+    }
+
+    /// Records damage found by the scrubber (see [`FragmentStore::record_damage`]).
+    pub(crate) async fn record_damage(
+        &self,
+        disk: DiskId,
+        id: FragmentId,
+        what: String,
+        quarantine: bool,
+    ) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.slot(disk)?.store);
+        let at_ms = self.env.clock().unix_ms();
+        self.blocking(move || store.record_damage(id, &what, at_ms, quarantine))
+            .await
+    }
+
+    pub(crate) fn clear_finding(&self, disk: DiskId, id: FragmentId) {
+        if let Ok(slot) = self.slot(disk) {
+            slot.store.clear_finding(id);
+        }
+    }
+
+    /// Opens the real disks a config names, with the config's scrub schedule.
     pub fn from_config(env: Env, cfg: &DatanodeConfig) -> Result<Self, StoreError> {
         let mut disks = Vec::new();
         for d in &cfg.disks {
@@ -74,7 +170,10 @@ impl Datanode {
             let disk: Arc<dyn Disk> = Arc::new(disk);
             disks.push((DiskId(d.id), disk, store_cfg));
         }
-        Self::open(env, NodeId(cfg.node_id), RackId(cfg.rack.clone()), disks)
+        Ok(
+            Self::open(env, NodeId(cfg.node_id), RackId(cfg.rack.clone()), disks)?
+                .with_scrub(cfg.scrub_config()),
+        )
     }
 
     pub fn node_id(&self) -> NodeId {

@@ -263,6 +263,7 @@ impl DatanodeService for DatanodeGrpc {
         &self,
         _request: Request<pb::HealthRequest>,
     ) -> Result<Response<pb::HealthResponse>, Status> {
+        let damaged = self.node.damaged();
         Ok(Response::new(pb::HealthResponse {
             node_id: self.node.node_id().0,
             rack: self.node.rack().0.clone(),
@@ -276,24 +277,72 @@ impl DatanodeService for DatanodeGrpc {
                     used_bytes: u.used_bytes,
                     fragments: u.fragments,
                     healthy: true,
+                    damaged: damaged.iter().filter(|d| d.disk == u.disk).count() as u64,
                 })
                 .collect(),
+            scrub: Some(scrub_status(&self.node)),
+        }))
+    }
+
+    async fn list_damaged(
+        &self,
+        _request: Request<pb::ListDamagedRequest>,
+    ) -> Result<Response<pb::ListDamagedResponse>, Status> {
+        Ok(Response::new(pb::ListDamagedResponse {
+            damaged: self
+                .node
+                .damaged()
+                .into_iter()
+                .map(|d| pb::DamagedFragment {
+                    id: Some(d.id.into()),
+                    disk: d.disk.0,
+                    what: d.finding.what,
+                    found_ms: d.finding.at_ms,
+                    quarantined: d.finding.quarantined,
+                })
+                .collect(),
+            scrub: Some(scrub_status(&self.node)),
         }))
     }
 }
 
-/// Serves the node until `shutdown` resolves.
+fn scrub_status(node: &Datanode) -> pb::ScrubStatus {
+    let p = node.scrub_progress();
+    let cfg = node.scrub_config();
+    pb::ScrubStatus {
+        pass: p.pass,
+        running: p.running,
+        pass_started_ms: p.pass_started_ms,
+        pass_finished_ms: p.pass_finished_ms,
+        bytes_verified: p.bytes_verified,
+        pass_bytes_verified: p.pass_bytes_verified,
+        fragments_verified: p.fragments_verified,
+        pass_fragments_verified: p.pass_fragments_verified,
+        damaged_found: p.damaged_found,
+        interval_secs: cfg.interval.as_secs(),
+        bytes_per_sec: cfg.bytes_per_sec,
+    }
+}
+
+/// Serves the node until `shutdown` resolves, running its scrubber ([`crate::scrub`],
+/// on the node's schedule) alongside: every way of starting a data node (`shale
+/// datanode`, `shale dev`, the simulator) scrubs.
 pub async fn serve(
     node: Arc<Datanode>,
     addr: SocketAddr,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
+    let scrubber = node
+        .env()
+        .spawn("datanode-scrub", crate::scrub::run(Arc::clone(&node)));
+    let served = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
             DatanodeServiceServer::new(DatanodeGrpc::new(node))
                 .max_decoding_message_size(PUT_CHUNK_BYTES_MAX + 4096),
         )
         .serve_with_shutdown(addr, shutdown)
-        .await
+        .await;
+    scrubber.abort();
+    served
 }

@@ -5,7 +5,15 @@
 //! - `frags/<xx>/<stripe>.<index>`: complete fragments (`xx` = first two hex digits of
 //!   the stripe id, to keep directories small);
 //! - `tmp/<stripe>.<index>`: fragments being written; removed on open;
-//! - `corrupt/<name>`: files found unreadable on open, kept for inspection.
+//! - `corrupt/<name>`: files found untrustworthy on open or damaged by the scrubber,
+//!   kept for inspection, never served.
+//!
+//! Damage findings: a fragment found corrupt (quarantined to `corrupt/`, dropped from the
+//! index, so reads answer not-found and a rebuilt copy can be put under the same id) or
+//! unreadable (an I/O error; left in place and re-checked by the next scrub pass) is
+//! kept in a findings list until the fragment is put again (repaired in place), deleted
+//! (garbage collection after repair moved it), or — for an unreadable one — verifies
+//! clean. Quarantined files rebuild their findings when the store opens.
 //!
 //! Write protocol (crash safe): blocks are written to `tmp/` as bytes arrive, then the
 //! header, then the file is synced, renamed into `frags/`, and the directory synced;
@@ -77,6 +85,21 @@ struct State {
     /// place, not served (a read answers not-found, so the gateway decodes from parity
     /// and repair rebuilds them), tried again at the next open.
     unreadable: Vec<String>,
+    /// Damaged fragments (see the module docs), by id.
+    findings: BTreeMap<FragmentId, Finding>,
+}
+
+/// A damaged fragment of this store, for repair to find.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// What failed (a checksum, the header, the length, an I/O error).
+    pub what: String,
+    /// When it was found (Unix ms on the node's clock); 0 when the store found it at
+    /// open (quarantined earlier, or unreadable at open).
+    pub at_ms: u64,
+    /// The file was moved to `corrupt/` and dropped from the index (else it was left in
+    /// place because the failure may be transient: an I/O error).
+    pub quarantined: bool,
 }
 
 #[derive(Debug)]
@@ -109,6 +132,10 @@ fn final_path(id: FragmentId) -> String {
 
 fn tmp_path(id: FragmentId) -> String {
     format!("{TMP_DIR}/{}", file_name(id))
+}
+
+fn corrupt_path(id: FragmentId) -> String {
+    format!("{CORRUPT_DIR}/{}", file_name(id))
 }
 
 impl FragmentStore {
@@ -162,6 +189,7 @@ impl FragmentStore {
         let mut index = BTreeMap::new();
         let mut used = 0u64;
         let mut unreadable = Vec::new();
+        let mut findings = BTreeMap::new();
         for i in 0..=255u8 {
             let dir = format!("{FRAGS_DIR}/{i:02x}");
             let entries = self
@@ -175,14 +203,39 @@ impl FragmentStore {
                         used += h.file_len();
                         index.insert(h.id, h);
                     }
-                    Ok(Err(why)) => self.quarantine(&path, &e.name, &why)?,
+                    Ok(Err(why)) => {
+                        self.quarantine(&path, &e.name, &why)?;
+                        if let Some(id) = parse_file_name(&e.name) {
+                            findings
+                                .insert(id, at_open(format!("quarantined at open: {why}"), true));
+                        }
+                    }
                     // One unreadable file (a bad sector, a transient EIO) must not keep
                     // the whole disk's fragments offline: skip it, say so, go on. A
                     // disk that cannot even be listed still fails the open (above).
                     Err(err) => {
                         tracing::warn!(path, error = %err, "fragment file unreadable at open; not served");
+                        if let Some(id) = parse_file_name(&e.name) {
+                            findings
+                                .insert(id, at_open(format!("unreadable at open: {err}"), false));
+                        }
                         unreadable.push(path);
                     }
+                }
+            }
+        }
+        // Files quarantined before this start are still damage to report, unless the
+        // fragment was put again since (repaired in place).
+        let quarantined = self
+            .disk
+            .list_dir(CORRUPT_DIR)
+            .map_err(|e| StoreError::io("listing", CORRUPT_DIR, e))?;
+        for e in quarantined {
+            if let Some(id) = parse_file_name(&e.name) {
+                if !index.contains_key(&id) {
+                    findings
+                        .entry(id)
+                        .or_insert_with(|| at_open("quarantined before this start".into(), true));
                 }
             }
         }
@@ -190,7 +243,85 @@ impl FragmentStore {
         st.index = index;
         st.used_bytes = used;
         st.unreadable = unreadable;
+        st.findings = findings;
         Ok(())
+    }
+
+    /// The damaged fragments of this store, in id order.
+    pub fn findings(&self) -> Vec<(FragmentId, Finding)> {
+        self.lock()
+            .findings
+            .iter()
+            .map(|(id, f)| (*id, f.clone()))
+            .collect()
+    }
+
+    /// Records that fragment `id` is damaged (`what` failed, found at `at_ms`). With
+    /// `quarantine` the file is moved to `corrupt/` and dropped from the index, so it is
+    /// never served again and a rebuilt copy can be put under the same id; otherwise it
+    /// stays in place (a possibly transient I/O error) and the finding is cleared by a
+    /// later clean verify ([`Self::clear_finding`]). A fragment no longer indexed
+    /// (deleted since) is ignored.
+    pub fn record_damage(
+        &self,
+        id: FragmentId,
+        what: &str,
+        at_ms: u64,
+        quarantine: bool,
+    ) -> Result<(), StoreError> {
+        {
+            let mut st = self.lock();
+            let Some(h) = st.index.get(&id).copied() else {
+                // Deleted since it was found: nothing to report.
+                return Ok(());
+            };
+            if quarantine {
+                st.index.remove(&id);
+                st.used_bytes -= h.file_len();
+                // Held "in flight" (nothing reserved) while the file moves, so a put of
+                // the same id waits (Busy) instead of racing the rename.
+                st.in_flight.insert(id, 0);
+            }
+            st.findings.insert(
+                id,
+                Finding {
+                    what: what.to_string(),
+                    at_ms,
+                    quarantined: quarantine,
+                },
+            );
+        }
+        if quarantine {
+            let moved = self.move_to_corrupt(id, what);
+            self.release(id);
+            moved?;
+        }
+        Ok(())
+    }
+
+    fn move_to_corrupt(&self, id: FragmentId, what: &str) -> Result<(), StoreError> {
+        let from = final_path(id);
+        tracing::warn!(fragment = %id, what, "quarantining a damaged fragment");
+        match self.disk.rename(&from, &corrupt_path(id)) {
+            Ok(()) => {}
+            // Gone from disk already: nothing to move.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("quarantining", from, e)),
+        }
+        for d in [fanout_dir(id), CORRUPT_DIR.to_string()] {
+            self.disk
+                .sync_dir(&d)
+                .map_err(|e| StoreError::io("syncing", d.clone(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a finding that was not quarantined (the fragment verified clean since).
+    pub fn clear_finding(&self, id: FragmentId) {
+        let mut st = self.lock();
+        if st.findings.get(&id).is_some_and(|f| !f.quarantined) {
+            st.findings.remove(&id);
+        }
     }
 
     /// Outer error: the disk failed. Inner error: this file cannot be trusted.
@@ -429,16 +560,36 @@ impl FragmentStore {
         })
     }
 
-    /// Deletes a fragment durably. Returns whether it existed.
+    /// Deletes a fragment durably. Returns whether it existed. Deleting a damaged
+    /// fragment (garbage collection after repair moved it) also removes its quarantined
+    /// copy and its finding.
     pub fn delete(&self, id: FragmentId) -> Result<bool, StoreError> {
-        {
+        let finding = {
             let st = self.lock();
             if st.in_flight.contains_key(&id) {
                 return Err(StoreError::Busy(id));
             }
+            let finding = st.findings.get(&id).cloned();
             if !st.index.contains_key(&id) {
-                return Ok(false);
+                drop(st);
+                return match finding {
+                    Some(f) => {
+                        if f.quarantined {
+                            self.remove_quarantined(id)?;
+                        } else {
+                            // Unreadable at open: still under its name, not indexed.
+                            self.remove_unindexed(id)?;
+                        }
+                        self.lock().findings.remove(&id);
+                        Ok(true)
+                    }
+                    None => Ok(false),
+                };
             }
+            finding
+        };
+        if finding.as_ref().is_some_and(|f| f.quarantined) {
+            self.remove_quarantined(id)?;
         }
         let path = final_path(id);
         match self.disk.remove_file(&path) {
@@ -454,7 +605,34 @@ impl FragmentStore {
         if let Some(h) = st.index.remove(&id) {
             st.used_bytes -= h.file_len();
         }
+        st.findings.remove(&id);
         Ok(true)
+    }
+
+    fn remove_unindexed(&self, id: FragmentId) -> Result<(), StoreError> {
+        let path = final_path(id);
+        match self.disk.remove_file(&path) {
+            Ok(()) => {
+                let dir = fanout_dir(id);
+                self.disk
+                    .sync_dir(&dir)
+                    .map_err(|e| StoreError::io("syncing", dir, e))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing", path, e)),
+        }
+    }
+
+    fn remove_quarantined(&self, id: FragmentId) -> Result<(), StoreError> {
+        let path = corrupt_path(id);
+        match self.disk.remove_file(&path) {
+            Ok(()) => self
+                .disk
+                .sync_dir(CORRUPT_DIR)
+                .map_err(|e| StoreError::io("syncing", CORRUPT_DIR, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("removing", path, e)),
+        }
     }
 
     fn release(&self, id: FragmentId) {
@@ -462,6 +640,14 @@ impl FragmentStore {
         if let Some(r) = st.in_flight.remove(&id) {
             st.used_bytes -= r;
         }
+    }
+}
+
+fn at_open(what: String, quarantined: bool) -> Finding {
+    Finding {
+        what,
+        at_ms: 0,
+        quarantined,
     }
 }
 
@@ -621,6 +807,8 @@ impl FragmentWriter {
         );
         let previous = st.index.insert(id, h);
         assert!(previous.is_none(), "fragment {id} indexed twice");
+        // A damaged fragment put again (repaired in place) is healthy now.
+        st.findings.remove(&id);
         Ok(h)
     }
 }
