@@ -132,24 +132,24 @@ async fn gc_leaves_only_the_fragments_of_live_versions() {
 
     let live = live_fragments(&meta, &b, &keys).await.unwrap();
     assert!(!live.is_empty());
-    let mut last = String::new();
+    let last = std::sync::Mutex::new(String::new());
     poll_until(
         Duration::from_secs(90),
         "fragments of live versions only, and empty GC queues",
         || {
-            let (meta, live, last) = (&meta, &live, &mut last);
+            let (meta, live, last) = (&meta, &live, &last);
             async move {
                 let inv = match inventory(meta).await {
                     Ok(inv) => inv,
                     Err(e) => {
-                        *last = format!("inventory: {e}");
+                        *last.lock().unwrap() = format!("inventory: {e}");
                         return None;
                     }
                 };
                 let extra = inv.difference(live).count();
                 let missing = live.difference(&inv).count();
                 let empty = gc_queues_empty(meta).await.unwrap_or(false);
-                *last = format!(
+                *last.lock().unwrap() = format!(
                     "{} fragments, {extra} not live, {missing} live ones missing, gc queues empty: {empty}",
                     inv.len()
                 );
@@ -158,7 +158,7 @@ async fn gc_leaves_only_the_fragments_of_live_versions() {
         },
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}: {last}\n{}", c.log_tail(30)));
+    .unwrap_or_else(|e| panic!("{e}: {}\n{}", last.lock().unwrap(), c.log_tail(30)));
     // The live objects still read back whole.
     assert_eq!(crate::s3::get(&s3, &b, "a").await, data(5_000_000, 11));
     assert_eq!(crate::s3::get(&s3, &b, "d").await, data(103_000, 3));
