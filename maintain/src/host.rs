@@ -3,10 +3,10 @@
 //! ticks on the env clock, asks [`LocalGroups`] which groups this node leads at that
 //! moment, and works only for those. Dropping the `Maintainer` stops the tasks.
 //!
-//! Loops today: the failure detector (root group, `detector.rs`) and the GC
-//! (object groups, `gc.rs`). A further loop (repair, the orphan sweep) plugs in the same
-//! way: a worker type holding a [`LocalGroups`] and a [`crate::DataNodes`], whose
-//! `tick` checks `leader_term` per group and forgets its
+//! Loops today: the failure detector (root group, `detector.rs`), the GC (object
+//! groups, `gc.rs`) and repair (object groups, `repair.rs`). A further loop (the orphan
+//! sweep) plugs in the same way: a worker type holding a [`LocalGroups`] and a
+//! [`crate::DataNodes`], whose `tick` checks `leader_term` per group and forgets its
 //! per-group memory when the term changes, implementing [`Tick`], started in
 //! [`Maintainer::start`] with [`spawn_loop`] (its own enable flag and tick in
 //! `MaintainConfig`).
@@ -24,14 +24,16 @@ use crate::detector::{Detector, NodeView, Timeouts, Transition};
 use crate::error::MaintainError;
 use crate::gc::{GcStats, GcWorker};
 use crate::local::{LocalGroups, ROOT_GROUP};
+use crate::repair::{RepairStats, RepairWorker};
 use futures::future::BoxFuture;
 
 /// Counters of the loops (for logs, tests and metrics).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MaintainStats {
     /// Node state changes the detector committed.
     pub node_transitions: u64,
     pub gc: GcStats,
+    pub repair: RepairStats,
 }
 
 /// One maintenance loop: `tick` does one round of work for the groups this node leads
@@ -44,6 +46,12 @@ pub trait Tick: Send + 'static {
 impl Tick for GcWorker {
     fn tick(&mut self) -> BoxFuture<'_, bool> {
         Box::pin(GcWorker::tick(self))
+    }
+}
+
+impl Tick for RepairWorker {
+    fn tick(&mut self) -> BoxFuture<'_, bool> {
+        Box::pin(RepairWorker::tick(self))
     }
 }
 
@@ -123,6 +131,7 @@ pub struct Maintainer {
     tasks: Vec<JoinHandle<()>>,
     transitions: Arc<Mutex<u64>>,
     gc: Arc<Mutex<GcStats>>,
+    repair: Arc<Mutex<RepairStats>>,
 }
 
 impl std::fmt::Debug for Maintainer {
@@ -139,6 +148,9 @@ impl Maintainer {
         let local = LocalGroups::new(host);
         let transitions = Arc::new(Mutex::new(0u64));
         let nodes = Arc::new(DataNodes::new(config.fragment_timeout()));
+        let repair_worker =
+            RepairWorker::new(env, local.clone(), Arc::clone(&nodes), config.clone());
+        let repair = repair_worker.stats_handle();
         let worker = GcWorker::new(local.clone(), nodes, config.clone());
         let gc = worker.stats_handle();
         let mut tasks = Vec::new();
@@ -163,10 +175,19 @@ impl Maintainer {
         if config.gc {
             tasks.push(spawn_loop(env, "maintain-gc", config.gc_tick(), worker));
         }
+        if config.repair {
+            tasks.push(spawn_loop(
+                env,
+                "maintain-repair",
+                config.repair_tick(),
+                repair_worker,
+            ));
+        }
         Self {
             tasks,
             transitions,
             gc,
+            repair,
         }
     }
 
@@ -174,6 +195,11 @@ impl Maintainer {
         MaintainStats {
             node_transitions: *self.transitions.lock().unwrap_or_else(|e| e.into_inner()),
             gc: *self.gc.lock().unwrap_or_else(|e| e.into_inner()),
+            repair: self
+                .repair
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }

@@ -11,6 +11,10 @@
 //!   node heartbeating again becomes Up. [`decide`] is the pure decision.
 //! - [`GcWorker`] (`gc.rs`, object-group leaders): takes the group's fragment GC queue,
 //!   deletes the fragments on their data nodes, acknowledges the finished entries.
+//! - [`RepairWorker`] (`repair.rs`, object-group leaders): finds stripes with lost,
+//!   moving (draining node) or damaged (scrub) fragments, rebuilds them onto a placement
+//!   that keeps the rack rule and commits it with a compare-and-set (`ReplacePlacement`);
+//!   pure decisions in `repair_plan.rs`, the byte-rate limit in `repair_budget.rs`.
 //! - [`LocalGroups`] (`local.rs`): leadership, linearizable reads and writes of the
 //!   groups hosted by this process, without a network hop.
 //! - [`DataNodes`] (`datanodes.rs`): the data node calls the loops make.
@@ -26,11 +30,17 @@ pub mod error;
 pub mod gc;
 pub mod host;
 pub mod local;
+pub mod repair;
+pub mod repair_budget;
+pub mod repair_damaged;
+pub mod repair_plan;
 
 #[cfg(test)]
 mod detector_test;
 #[cfg(test)]
 mod gc_test;
+#[cfg(test)]
+mod repair_test;
 
 pub use datanodes::{DataNodes, FragmentCallError};
 pub use detector::{decide, Detector, NodeView, Timeouts, Transition, Watch};
@@ -39,3 +49,4 @@ pub use gc::{GcStats, GcWorker};
 pub use host::{MaintainStats, Maintainer};
 pub use local::LocalGroups;
 pub use meta_raft::maintain_config::MaintainConfig;
+pub use repair::{RepairStats, RepairWorker};

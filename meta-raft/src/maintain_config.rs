@@ -18,6 +18,11 @@
 //! gc_concurrency = 16        # fragment deletes in flight
 //! gc_retry_max_secs = 60     # longest backoff before retrying an unreachable node
 //! fragment_timeout_ms = 5000 # one data node call
+//! repair = true              # rebuild lost / moving / damaged fragments (object leaders)
+//! repair_tick_ms = 10000     # pause between repair passes when nothing needed repair
+//! repair_bytes_per_sec = 104857600 # fragment bytes rebuilt per second, per meta node
+//! repair_concurrency = 4     # stripes rebuilt at once, per meta node
+//! repair_queue = 1024        # most stripes one pass collects (fewest healthy first)
 //! ```
 
 use std::time::Duration;
@@ -43,6 +48,11 @@ pub struct MaintainConfig {
     pub gc_concurrency: u32,
     pub gc_retry_max_secs: u64,
     pub fragment_timeout_ms: u64,
+    pub repair: bool,
+    pub repair_tick_ms: u64,
+    pub repair_bytes_per_sec: u64,
+    pub repair_concurrency: u32,
+    pub repair_queue: u32,
 }
 
 impl Default for MaintainConfig {
@@ -59,6 +69,11 @@ impl Default for MaintainConfig {
             gc_concurrency: 16,
             gc_retry_max_secs: 60,
             fragment_timeout_ms: 5000,
+            repair: true,
+            repair_tick_ms: 10_000,
+            repair_bytes_per_sec: 100 << 20,
+            repair_concurrency: 4,
+            repair_queue: 1024,
         }
     }
 }
@@ -92,6 +107,10 @@ impl MaintainConfig {
         Duration::from_millis(self.fragment_timeout_ms)
     }
 
+    pub fn repair_tick(&self) -> Duration {
+        Duration::from_millis(self.repair_tick_ms)
+    }
+
     /// Checks every field; errors name it as `maintain.FIELD`.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let invalid = |field: &str, message: String| {
@@ -113,6 +132,7 @@ impl MaintainConfig {
             ("detector_tick_ms", self.detector_tick_ms),
             ("gc_tick_ms", self.gc_tick_ms),
             ("fragment_timeout_ms", self.fragment_timeout_ms),
+            ("repair_tick_ms", self.repair_tick_ms),
         ] {
             if !(10..=3_600_000).contains(&v) {
                 return Err(invalid(field, format!("must be 10..=3600000, got {v}")));
@@ -141,6 +161,27 @@ impl MaintainConfig {
         }
         if self.gc_retry_max_secs == 0 {
             return Err(invalid("gc_retry_max_secs", "must be positive".into()));
+        }
+        if self.repair_bytes_per_sec < 1 << 20 {
+            return Err(invalid(
+                "repair_bytes_per_sec",
+                format!(
+                    "must be at least 1048576 (1 MiB/s), got {}",
+                    self.repair_bytes_per_sec
+                ),
+            ));
+        }
+        if !(1..=256).contains(&self.repair_concurrency) {
+            return Err(invalid(
+                "repair_concurrency",
+                format!("must be 1..=256, got {}", self.repair_concurrency),
+            ));
+        }
+        if !(1..=100_000).contains(&self.repair_queue) {
+            return Err(invalid(
+                "repair_queue",
+                format!("must be 1..=100000, got {}", self.repair_queue),
+            ));
         }
         Ok(())
     }

@@ -56,6 +56,11 @@ pub fn maintain_config() -> MaintainConfig {
         gc_concurrency: 8,
         gc_retry_max_secs: 5,
         fragment_timeout_ms: 2000,
+        repair: true,
+        repair_tick_ms: 2000,
+        repair_bytes_per_sec: 64 << 20,
+        repair_concurrency: 4,
+        repair_queue: 256,
     }
 }
 

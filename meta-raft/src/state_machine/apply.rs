@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use common::cluster::FragmentLocation;
 use common::codec::CodecParams;
 use common::ids::StripeId;
 use redb::{Table, WriteTransaction};
@@ -113,6 +114,7 @@ pub(crate) enum Tbl {
     Parts,
     Stripes,
     Gc,
+    GcByStripe,
     Completed,
     CompletedByVersion,
 }
@@ -129,6 +131,7 @@ impl Tbl {
             Tbl::Parts => tables::PARTS_NAME,
             Tbl::Stripes => tables::STRIPES_NAME,
             Tbl::Gc => tables::GC_NAME,
+            Tbl::GcByStripe => tables::GC_BY_STRIPE_NAME,
             Tbl::Completed => tables::COMPLETED_NAME,
             Tbl::CompletedByVersion => tables::COMPLETED_BY_VERSION_NAME,
         }
@@ -175,6 +178,7 @@ impl<'t> Applier<'t> {
             Tbl::Parts => &mut self.t.parts,
             Tbl::Stripes => &mut self.t.stripes,
             Tbl::Gc => &mut self.t.gc,
+            Tbl::GcByStripe => &mut self.t.gc_by_stripe,
             Tbl::Completed => &mut self.t.completed,
             Tbl::CompletedByVersion => &mut self.t.completed_by_version,
         }
@@ -214,6 +218,11 @@ impl<'t> Applier<'t> {
             ordinal: self.gc_ordinal,
         };
         self.gc_ordinal += 1;
+        self.put(
+            Tbl::GcByStripe,
+            &keys::gc_stripe_key(stripe, id),
+            &fragments,
+        )?;
         let entry = GcEntry {
             id,
             stripe,
@@ -620,6 +629,7 @@ impl<'t> Applier<'t> {
             ))
             .into());
         }
+        self.check_not_queued_for_gc(c)?;
         let corrupt = |table: &'static str| ApplyError::Corrupt {
             table,
             detail: format!(
@@ -672,10 +682,45 @@ impl<'t> Applier<'t> {
         Ok(Response::PlacementReplaced { moved: count })
     }
 
+    /// Refuses a `new` placement that puts fragment `i` back on a location whose old copy
+    /// of the same stripe and index still waits in the GC queue: the GC worker would
+    /// delete the new copy (it names fragments by stripe, index and location).
+    fn check_not_queued_for_gc(&self, c: &ReplacePlacement) -> Result<(), Fail> {
+        let changed: Vec<(u8, FragmentLocation)> = (0u8..)
+            .zip(c.expected.iter().zip(&c.new))
+            .filter(|(_, (old, new))| old != new)
+            .map(|(i, (_, new))| (i, *new))
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let prefix = c.stripe.to_bytes();
+        let end = keys::prefix_successor(&prefix);
+        for (_, value) in tables::rows_in(&self.t.gc_by_stripe, &prefix, end.as_deref())? {
+            let queued: Vec<GcFragment> = tables::decode(tables::GC_BY_STRIPE_NAME, &value)?;
+            if let Some((i, loc)) = changed
+                .iter()
+                .find(|(i, loc)| queued.iter().any(|q| q.index == *i && q.location == *loc))
+            {
+                return Err(Reason::InvalidArgument(format!(
+                    "fragment {i} of stripe {} cannot go to {loc}: its old copy there is still \
+                     queued for deletion",
+                    c.stripe
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     fn gc_ack(&mut self, ids: &[GcId]) -> Handled {
         let mut removed = 0u32;
         for id in ids {
-            if self.del(Tbl::Gc, &keys::gc_key(*id))? {
+            let entry: Option<GcEntry> =
+                tables::get(&self.t.gc, tables::GC_NAME, &keys::gc_key(*id))?;
+            if let Some(entry) = entry {
+                self.del(Tbl::Gc, &keys::gc_key(*id))?;
+                self.del(Tbl::GcByStripe, &keys::gc_stripe_key(entry.stripe, *id))?;
                 removed += 1;
             }
         }

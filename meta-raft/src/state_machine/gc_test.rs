@@ -124,3 +124,71 @@ fn gc_take_pages_oldest_first_and_ack_removes_entries() {
     assert_eq!(h.apply(&ack), Response::GcAcked { removed: 2 });
     assert_eq!(h.gc(), all[1..3].to_vec());
 }
+
+/// Repair's caution: a placement change must not put fragment `i` back on a location
+/// whose old copy of the same stripe and index still waits in the GC queue (the GC
+/// worker would delete the new copy). Refused until the entry is acknowledged; the
+/// per-stripe GC index follows queueing and acknowledgement.
+#[test]
+fn replace_placement_refuses_a_location_whose_old_copy_is_queued() {
+    let mut h = Harness::new();
+    h.create_bucket("bk", Versioning::Enabled);
+    h.apply(&Command::PutObject(put("bk", "k", "v1", striped(1, 2))));
+    let old = placement_of(&h, StripeId(2));
+    let away = FragmentLocation {
+        node: NodeId(999),
+        disk: DiskId(3),
+    };
+    let mut moved = old.clone();
+    moved[1] = away;
+    let replace = |expected: &[FragmentLocation], new: &[FragmentLocation]| {
+        Command::ReplacePlacement(ReplacePlacement {
+            stripe: StripeId(2),
+            expected: expected.to_vec(),
+            new: new.to_vec(),
+        })
+    };
+    assert_eq!(
+        h.apply(&replace(&old, &moved)),
+        Response::PlacementReplaced { moved: 1 }
+    );
+    let pending = gc_pending_of(&h.read(), StripeId(2)).unwrap();
+    assert_eq!(
+        pending,
+        [GcFragment {
+            index: 1,
+            location: old[1]
+        }]
+    );
+    assert!(gc_pending_of(&h.read(), StripeId(1)).unwrap().is_empty());
+    // Back to the old location of fragment 1: its old copy there is still queued.
+    let back = h.apply(&replace(&moved, &old));
+    assert!(
+        matches!(&back, Response::Rejected(Reason::InvalidArgument(why)) if why.contains("queued")),
+        "{back:?}"
+    );
+    assert_eq!(placement_of(&h, StripeId(2)), moved, "nothing changed");
+    // Another index may go there (a different fragment file), and fragment 1 elsewhere.
+    let mut other = moved.clone();
+    other[1] = FragmentLocation {
+        node: NodeId(998),
+        disk: DiskId(0),
+    };
+    assert_eq!(
+        h.apply(&replace(&moved, &other)),
+        Response::PlacementReplaced { moved: 1 }
+    );
+    // Once the GC acknowledged the old copies, the location is free again.
+    let ids: Vec<GcId> = h.gc().iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        h.apply(&Command::GcAck { ids }),
+        Response::GcAcked { removed: 2 }
+    );
+    assert!(gc_pending_of(&h.read(), StripeId(2)).unwrap().is_empty());
+    assert_eq!(
+        h.apply(&replace(&other, &old)),
+        Response::PlacementReplaced { moved: 1 }
+    );
+    assert_eq!(placement_of(&h, StripeId(2)), old);
+}

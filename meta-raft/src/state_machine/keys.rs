@@ -28,6 +28,8 @@
 
 use std::cmp::Ordering;
 
+use common::ids::StripeId;
+
 use super::gc::GcId;
 
 /// Separates the bucket name from the escaped key.
@@ -205,6 +207,15 @@ pub fn gc_key(id: GcId) -> [u8; 12] {
     let mut out = [0u8; 12];
     out[..8].copy_from_slice(&id.log_index.to_be_bytes());
     out[8..].copy_from_slice(&id.ordinal.to_be_bytes());
+    out
+}
+
+/// Row key of a GC entry in the per-stripe index (`sm_gc_by_stripe`): the stripe id's
+/// 16 bytes, then [`gc_key`]. Every entry of one stripe shares the 16-byte prefix.
+pub fn gc_stripe_key(stripe: StripeId, id: GcId) -> [u8; 28] {
+    let mut out = [0u8; 28];
+    out[..16].copy_from_slice(&stripe.to_bytes());
+    out[16..].copy_from_slice(&gc_key(id));
     out
 }
 

@@ -78,8 +78,8 @@ pub use list_versions::{list_object_versions, ListVersionsPage, ListVersionsPara
 pub use multipart::{MultipartUpload, PartRecord, MAX_PART_NUMBER, MIN_PART_NUMBER};
 pub use object_entry::ObjectEntry;
 pub use query::{
-    gc_take, get_bucket, get_upload, get_version, head_object, list_buckets, stripe_owner,
-    CurrentVersion,
+    gc_pending_of, gc_take, get_bucket, get_upload, get_version, head_object, list_buckets,
+    stripe_owner, CurrentVersion,
 };
 pub use response::{Reason, Response};
 pub use root::{

@@ -10,7 +10,7 @@ use common::ids::StripeId;
 
 use super::bucket::BucketRecord;
 use super::error::QueryError;
-use super::gc::{GcEntry, GcId};
+use super::gc::{GcEntry, GcFragment, GcId};
 use super::keys;
 use super::multipart::MultipartUpload;
 use super::response::Reason;
@@ -127,6 +127,26 @@ pub fn stripe_owner(
         return Ok(None);
     };
     Ok(tables::get(&t, tables::STRIPES_NAME, &stripe.to_bytes())?)
+}
+
+/// The fragments of `stripe` waiting in the GC queue (old copies a placement change
+/// moved away, or every fragment of a released stripe), oldest entry first. Repair
+/// keeps rebuilt fragments off these locations.
+pub fn gc_pending_of(
+    txn: &ReadTransaction,
+    stripe: StripeId,
+) -> Result<Vec<GcFragment>, QueryError> {
+    let Some(t) = open_read(txn, tables::GC_BY_STRIPE)? else {
+        return Ok(Vec::new());
+    };
+    let prefix = stripe.to_bytes();
+    let end = keys::prefix_successor(&prefix);
+    let mut out = Vec::new();
+    for (_, value) in tables::rows_in(&t, &prefix, end.as_deref())? {
+        let fragments: Vec<GcFragment> = tables::decode(tables::GC_BY_STRIPE_NAME, &value)?;
+        out.extend(fragments);
+    }
+    Ok(out)
 }
 
 /// Up to `limit` GC entries, oldest first, after `after` (exclusive) if given.

@@ -12,6 +12,7 @@
 //! | `sm_parts` | terminated(upload id) ‖ BE(part number) | [`PartRecord`] |
 //! | `sm_stripes` | stripe id (16 bytes, [`StripeId::to_bytes`]) | [`StripeOwner`] |
 //! | `sm_gc` | BE(log index) ‖ BE(ordinal) | [`GcEntry`] |
+//! | `sm_gc_by_stripe` | stripe id (16 bytes) ‖ the entry's `sm_gc` key | the entry's fragments (`Vec<GcFragment>`) |
 //! | `sm_completed` | upload id | [`CompletedUpload`] (a completed multipart upload) |
 //! | `sm_completed_by_version` | the version's `sm_versions` key | upload id (postcard string) |
 //!
@@ -63,6 +64,7 @@ table!(UPLOAD_IDS, UPLOAD_IDS_NAME, "sm_upload_ids");
 table!(PARTS, PARTS_NAME, "sm_parts");
 table!(STRIPES, STRIPES_NAME, "sm_stripes");
 table!(GC, GC_NAME, "sm_gc");
+table!(GC_BY_STRIPE, GC_BY_STRIPE_NAME, "sm_gc_by_stripe");
 table!(COMPLETED, COMPLETED_NAME, "sm_completed");
 table!(
     COMPLETED_BY_VERSION,
@@ -71,11 +73,12 @@ table!(
 );
 
 /// Every table of the state machine, in name order.
-pub const ALL: [Def; 11] = [
+pub const ALL: [Def; 12] = [
     BUCKETS,
     COMPLETED,
     COMPLETED_BY_VERSION,
     GC,
+    GC_BY_STRIPE,
     LIVE,
     PARTS,
     STRIPES,
@@ -231,6 +234,7 @@ pub struct WriteTables<'t> {
     pub parts: Table<'t, &'static [u8], &'static [u8]>,
     pub stripes: Table<'t, &'static [u8], &'static [u8]>,
     pub gc: Table<'t, &'static [u8], &'static [u8]>,
+    pub gc_by_stripe: Table<'t, &'static [u8], &'static [u8]>,
     pub completed: Table<'t, &'static [u8], &'static [u8]>,
     pub completed_by_version: Table<'t, &'static [u8], &'static [u8]>,
 }
@@ -248,6 +252,7 @@ impl<'t> WriteTables<'t> {
             parts: txn.open_table(PARTS)?,
             stripes: txn.open_table(STRIPES)?,
             gc: txn.open_table(GC)?,
+            gc_by_stripe: txn.open_table(GC_BY_STRIPE)?,
             completed: txn.open_table(COMPLETED)?,
             completed_by_version: txn.open_table(COMPLETED_BY_VERSION)?,
         })
