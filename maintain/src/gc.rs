@@ -252,10 +252,7 @@ impl GcWorker {
             return Ok(false);
         }
         self.count(|s| s.passes += 1);
-        let map = self
-            .local
-            .read_local(ROOT_GROUP, sm::cluster_map)
-            .await?;
+        let map = self.local.read_local(ROOT_GROUP, sm::cluster_map).await?;
         let done = self.delete_entries(&entries, &map).await;
         let ids: Vec<GcId> = entries
             .iter()
