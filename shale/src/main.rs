@@ -1,6 +1,6 @@
 //! The `shale` binary: thin wiring from command-line arguments and config files to the
-//! library crates. Subcommands arrive with their issues: `dev` (data plane only so far)
-//! `datanode`, `meta` and `gateway` now; `durability` and `bench` later.
+//! library crates: `dev` (a whole cluster in one process), `meta`, `datanode`, `gateway`,
+//! `admin`, `bench`, `bench-meta` and `durability`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
