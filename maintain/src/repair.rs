@@ -32,9 +32,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::cluster::{ClusterMap, FragmentLocation};
-use common::env::{Clock, Env};
+use common::env::{Clock, Env, Instant};
 use common::ids::{FragmentId, GroupId, NodeId, StripeId};
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -56,6 +57,14 @@ use crate::repair_plan::{
 
 /// Stripes per `ListStripes` page.
 const PAGE: u32 = 500;
+
+/// A node a rebuilt fragment could not be written to receives no targets for this
+/// long (the planner is deterministic: it would pick the same node again).
+const AVOID_AFTER_WRITE_FAILURE: Duration = Duration::from_secs(60);
+
+/// Unrecoverable stripes remembered so that each is logged once per leadership, not
+/// every pass.
+const REPORTED_MAX: usize = 10_000;
 
 /// Repair's counters. "Pass" figures describe the last finished walk of each led group
 /// (summed over groups); totals count since the loop started.
@@ -139,6 +148,10 @@ pub struct RepairWorker {
     stats: Arc<Mutex<RepairStats>>,
     /// Per group: the last walk's figures (summed into the stats).
     walks: BTreeMap<GroupId, Walk>,
+    /// Nodes whose rebuilt-fragment write failed, avoided until the instant.
+    failed_targets: Mutex<BTreeMap<NodeId, Instant>>,
+    /// Unrecoverable stripes already logged.
+    reported: BTreeSet<StripeId>,
 }
 
 /// One group's last walk.
@@ -176,6 +189,8 @@ impl RepairWorker {
             clock: Clock::new(),
             stats: Arc::new(Mutex::new(RepairStats::default())),
             walks: BTreeMap::new(),
+            failed_targets: Mutex::new(BTreeMap::new()),
+            reported: BTreeSet::new(),
         }
     }
 
@@ -227,6 +242,7 @@ impl RepairWorker {
             .collect();
         self.walks.retain(|g, _| led.iter().any(|(l, _)| l == g));
         if led.is_empty() {
+            self.reported.clear();
             self.publish();
             return false;
         }
@@ -323,7 +339,7 @@ impl RepairWorker {
                 }
                 Outcome::Blocked(why) => {
                     blocked += 1;
-                    tracing::warn!(%group, %stripe, reason = %why, "repair blocked by placement");
+                    tracing::debug!(%group, %stripe, reason = %why, "repair blocked by placement");
                 }
                 Outcome::CasLost => {
                     self.count(|s| s.cas_lost += 1);
@@ -337,6 +353,13 @@ impl RepairWorker {
             }
         }
         drop(outcomes);
+        if blocked > 0 {
+            tracing::warn!(
+                %group, stripes = blocked,
+                "repair blocked by placement: the rack rule cannot be met with the nodes \
+                 left (add nodes or racks); the stripes stay degraded"
+            );
+        }
         if let Some(w) = self.walks.get_mut(&group) {
             w.repaired = repaired;
             w.blocked = blocked;
@@ -349,7 +372,7 @@ impl RepairWorker {
 
     /// Reads every stripe of `group` and classifies it.
     async fn walk(
-        &self,
+        &mut self,
         group: GroupId,
         map: &ClusterMap,
         damaged: &BTreeSet<Damaged>,
@@ -357,11 +380,16 @@ impl RepairWorker {
         let mut walk = Walk::default();
         let mut queue = RepairQueue::new(self.cfg.repair_queue as usize);
         let mut after: Option<StripeId> = None;
-        loop {
-            let page = self
+        let mut reported = std::mem::take(&mut self.reported);
+        let result = loop {
+            let page = match self
                 .local
                 .read(group, move |txn| sm::list_stripes(txn, after, PAGE))
-                .await?;
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => break Err(e),
+            };
             let last = page.stripes.last().map(|s| s.id);
             for entry in page.stripes {
                 walk.scanned += 1;
@@ -381,6 +409,9 @@ impl RepairWorker {
                     Verdict::Unreadable { .. } => walk.unreadable += 1,
                     Verdict::Unrecoverable { readable, k } => {
                         walk.unrecoverable += 1;
+                        if !fresh(&mut reported, entry.id) {
+                            continue;
+                        }
                         tracing::error!(
                             %group, stripe = %entry.id, owner = ?entry.owner, readable, k,
                             placement = ?entry.placement,
@@ -399,10 +430,17 @@ impl RepairWorker {
             }
             match last {
                 Some(last) if page.is_truncated => after = Some(last),
-                _ => break,
+                _ => break Ok(()),
             }
+        };
+        self.reported = reported;
+        if walk.unrecoverable > 0 {
+            tracing::error!(
+                %group, stripes = walk.unrecoverable,
+                "UNRECOVERABLE stripes: fewer than k fragments survive (data lost)"
+            );
         }
-        Ok((walk, queue))
+        result.map(|()| (walk, queue))
     }
 
     /// Rebuilds and commits one stripe.
@@ -421,7 +459,16 @@ impl RepairWorker {
             Err(MaintainError::NotLeader { .. }) => return Outcome::NotLeader,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let avoid: BTreeSet<NodeId> = pending.iter().map(|f| f.location.node).collect();
+        let mut avoid: BTreeSet<NodeId> = pending.iter().map(|f| f.location.node).collect();
+        {
+            let now = self.clock.now();
+            let mut failed = self
+                .failed_targets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            failed.retain(|_, until| *until > now);
+            avoid.extend(failed.keys().copied());
+        }
         let targets = match plan_targets(
             map,
             codec,
@@ -454,7 +501,16 @@ impl RepairWorker {
             Err(e @ RebuildError::NotEnoughHealthy { .. }) => {
                 return Outcome::Failed(format!("sources: {e}"))
             }
-            Err(e) => return Outcome::Failed(e.to_string()),
+            Err(e) => {
+                if let RebuildError::WriteFailed { location, .. } = &e {
+                    let until = self.clock.now() + AVOID_AFTER_WRITE_FAILURE;
+                    self.failed_targets
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(location.node, until);
+                }
+                return Outcome::Failed(e.to_string());
+            }
         };
         // The invariant, once more right before the commit: the rule holds in the map.
         let new = match new_placement(map, codec, &entry.placement, &targets) {
@@ -517,4 +573,15 @@ impl RepairWorker {
             }
         }
     }
+}
+
+/// Whether `stripe` is reported for the first time (remembered, up to a bound).
+fn fresh(reported: &mut BTreeSet<StripeId>, stripe: StripeId) -> bool {
+    if reported.contains(&stripe) {
+        return false;
+    }
+    if reported.len() < REPORTED_MAX {
+        reported.insert(stripe);
+    }
+    true
 }

@@ -8,6 +8,7 @@ mod datanode;
 mod durability;
 mod maintain;
 mod meta;
+mod repair;
 mod s3;
 mod s3_chunked;
 mod s3_list;

@@ -9,8 +9,10 @@
 //!
 //! Caution for repair: an entry names a fragment by `(stripe, index, location)`. If a
 //! placement change puts fragment `index` back on a location whose old copy is still
-//! queued, the worker would delete the new copy. Repair must not do that while such an
-//! entry is pending (the state machine does not detect it today).
+//! queued, the worker would delete the new copy. The state machine refuses such a
+//! `ReplacePlacement` (found through the per-stripe index `sm_gc_by_stripe`, see
+//! [`super::gc_pending_of`]) until the entry is acknowledged, and repair avoids those
+//! nodes when it plans.
 
 use common::cluster::FragmentLocation;
 use common::ids::StripeId;

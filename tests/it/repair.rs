@@ -1,0 +1,148 @@
+//! Repair (crate `maintain`, `repair.rs`) against real processes: on the multi-process
+//! deployment (3 meta, 16 data nodes in 4 racks, 1 gateway) with short detector
+//! timeouts, objects are written with aws-sdk-s3, the data node holding the most
+//! fragments is killed with -9; once the detector marks it Dead the object groups'
+//! leaders rebuild its fragments elsewhere. The test waits (bounded polling) until every
+//! stripe again has `k+m` fragments off the dead node, placed by the rack rule, each
+//! present and verified on its data node, then reads every object back byte-exact.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::cluster::{check_placement, ClusterMap, NodeState, Placement};
+use common::ids::{FragmentId, NodeId};
+use meta_raft::client::MetaClient;
+use meta_raft::state_machine::StripeEntry;
+use proto::datanode::datanode_service_client::DatanodeServiceClient;
+use proto::datanode::StatFragmentRequest;
+use tests::cluster::MultiCluster;
+use tests::poll_until;
+
+use crate::s3::{data, get, new_bucket, put};
+
+/// Every stripe of every object group.
+async fn all_stripes(meta: &MetaClient) -> anyhow::Result<Vec<StripeEntry>> {
+    let mut out = Vec::new();
+    for group in meta.object_groups().await? {
+        let mut after = None;
+        loop {
+            let page = meta.list_stripes(group, after, 1000).await?;
+            after = page.stripes.last().map(|s| s.id);
+            out.extend(page.stripes);
+            if !page.is_truncated || after.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn cluster_map(meta: &MetaClient) -> anyhow::Result<ClusterMap> {
+    let mut map = ClusterMap::new();
+    for r in meta.nodes().await? {
+        map.insert_node(r.info);
+    }
+    Ok(map)
+}
+
+/// `None` unless every stripe is fully repaired: no fragment on `dead`, the rack rule
+/// holds, and every fragment stats (every block verified) on its data node.
+async fn fully_repaired(meta: &MetaClient, dead: NodeId) -> Option<usize> {
+    let map = cluster_map(meta).await.ok()?;
+    if map.node(dead)?.state != NodeState::Dead {
+        return None;
+    }
+    let stripes = all_stripes(meta).await.ok()?;
+    for s in &stripes {
+        if s.placement.iter().any(|l| l.node == dead) {
+            return None;
+        }
+        let placement = Placement {
+            locations: s.placement.clone(),
+        };
+        check_placement(&map, &placement, s.codec.k, s.codec.m)
+            .unwrap_or_else(|v| panic!("stripe {} breaks the rack rule: {v}", s.id));
+    }
+    for s in &stripes {
+        for (index, loc) in (0u8..).zip(&s.placement) {
+            let node = map.node(loc.node)?;
+            if node.state != NodeState::Up {
+                return None;
+            }
+            let mut c = DatanodeServiceClient::connect(format!("http://{}", node.addr))
+                .await
+                .ok()?;
+            let id = FragmentId {
+                stripe: s.id,
+                index,
+            };
+            c.stat_fragment(StatFragmentRequest {
+                id: Some(id.into()),
+                disk: loc.disk.0,
+                verify: true,
+            })
+            .await
+            .ok()?;
+        }
+    }
+    Some(stripes.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_datanodes_fragments_are_rebuilt_by_the_rack_rule() {
+    // Data nodes heartbeat every 5 s: 12 s of silence is Down, 20 s is Dead.
+    let mut c = MultiCluster::start_with(
+        1,
+        "[maintain]\ndown_after_secs = 12\ndead_after_secs = 20\ndetector_tick_ms = 200\n\
+         repair_tick_ms = 300\ngc_delay_secs = 1\ngc_tick_ms = 300\n",
+    )
+    .await
+    .expect("starting the cluster");
+    let meta = c.meta().await.expect("meta client");
+    let s3 = c.s3(0);
+    let bucket = new_bucket(&s3, "repair").await;
+    let mut objects = BTreeMap::new();
+    for (i, len) in [1usize << 20, 300 << 10, 9 << 20, 4 << 20, 70 << 10, 2 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("obj-{i}");
+        let body = data(len, 100 + i as u64);
+        put(&s3, &bucket, &key, &body).await;
+        objects.insert(key, body);
+    }
+    let stripes = all_stripes(&meta).await.expect("stripes");
+    assert!(!stripes.is_empty());
+    // The node holding the most fragments dies.
+    let mut per_node: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for s in &stripes {
+        for l in &s.placement {
+            *per_node.entry(l.node).or_default() += 1;
+        }
+    }
+    let (&victim, &held) = per_node
+        .iter()
+        .max_by_key(|(n, c)| (**c, std::cmp::Reverse(**n)))
+        .expect("a node holds fragments");
+    assert!(held > 0);
+    c.kill9_datanode(usize::try_from(victim.0).expect("id") - 1);
+
+    let repaired = poll_until(
+        Duration::from_secs(180),
+        "every stripe repaired off the dead node",
+        || fully_repaired(&meta, victim),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    assert_eq!(repaired, stripes.len(), "no stripe appeared or vanished");
+
+    for (key, body) in &objects {
+        let got = get(&s3, &bucket, key).await;
+        assert!(
+            got == *body,
+            "{key}: {} bytes back, {} written",
+            got.len(),
+            body.len()
+        );
+    }
+}
