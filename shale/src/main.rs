@@ -16,6 +16,7 @@ mod dev;
 mod durability_cmd;
 mod meta_bench;
 mod register;
+mod repair_cmd;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -175,9 +176,17 @@ async fn run_datanode(path: PathBuf) -> anyhow::Result<()> {
         None
     } else {
         let cluster = cfg.cluster_id.clone().unwrap_or_default();
-        let meta = meta_raft::client::MetaClient::connect(cfg.meta.clone(), cluster)
-            .await
-            .context("connecting to the metadata plane")?;
+        // Retried like the gateway's (capped backoff, each failure logged): the meta
+        // nodes may start after the data node or be electing; only a permanent error
+        // (another cluster, bad config) ends the data node here.
+        let meta = gateway::connect::connect_meta(
+            &env,
+            cfg.meta.clone(),
+            cluster,
+            gateway::connect::Backoff::default(),
+        )
+        .await
+        .context("connecting to the metadata plane")?;
         Some(env.spawn(
             "datanode-heartbeat",
             register::register_and_heartbeat(

@@ -218,8 +218,8 @@ async fn dev_cluster_restart_keeps_objects() {
     put(&s3, b, "after", &data(MIB, 1)).await;
 }
 
-/// `shale gateway` started while the metadata plane is down (no meta node, so no root
-/// leader) keeps retrying — it neither exits nor needs a supervisor — and serves once
+/// `shale gateway` (and `shale datanode`) started while the metadata plane is down (no
+/// meta node, so no root leader) keeps retrying — it neither exits nor needs a supervisor — and serves once
 /// the meta nodes are back and have elected their leaders.
 #[tokio::test]
 async fn gateway_started_before_the_metadata_plane_serves_once_it_is_up() {
@@ -233,6 +233,9 @@ async fn gateway_started_before_the_metadata_plane_serves_once_it_is_up() {
         m.kill9();
     }
     c.gateways[0].kill9();
+    // A data node restarted while no meta node runs waits for them too.
+    c.kill9_datanode(0);
+    c.restart_datanode(0).expect("restarting data node 1");
     let cfg = c.dir.join("config").join("gateway-1.toml");
     let log = c.dir.join("logs").join("gateway-1-late.log");
     c.gateways[0] = ClusterProc::spawn(
@@ -263,12 +266,34 @@ async fn gateway_started_before_the_metadata_plane_serves_once_it_is_up() {
         c.gateways[0].log_tail(30)
     );
     assert!(retries(&c.gateways[0]) >= 2);
+    tests::poll_until(
+        Duration::from_secs(60),
+        "a data node retry warning",
+        || async { (retries(&c.datanodes[0]) >= 1 || !c.datanodes[0].is_running()).then_some(()) },
+    )
+    .await
+    .expect("the data node logging its retries");
+    assert!(
+        c.datanodes[0].is_running(),
+        "the data node exited while the metadata plane was down:\n{}",
+        c.datanodes[0].log_tail(30)
+    );
 
     for i in 0..3 {
         c.restart_meta(i).expect("restarting a meta node");
     }
     let got = get_until_ok(&c.s3(0), b, "k", Duration::from_secs(120)).await;
     assert_bytes(&got, &body, "read through the late gateway");
+    // The cluster with the late data node takes new writes.
+    let body2 = data(200_000, 32);
+    put(&c.s3(0), b, "k2", &body2).await;
+    let got = get_until_ok(&c.s3(0), b, "k2", Duration::from_secs(60)).await;
+    assert_bytes(&got, &body2, "written after the late start");
+    assert!(
+        c.datanodes[0].is_running(),
+        "{}",
+        c.datanodes[0].log_tail(30)
+    );
     assert!(
         c.gateways[0]
             .log_tail(10_000)
