@@ -90,7 +90,19 @@ impl Gateway {
         }
         let v = self
             .find_version(&src_bucket.name, key, version_id.as_deref())
-            .await?;
+            .await
+            .map_err(|e| {
+                // S3 answers a copy source naming a delete marker's version id with 400
+                // InvalidRequest, not the 405 a GET of it gets.
+                if *e.code() == S3ErrorCode::MethodNotAllowed {
+                    s3(
+                        S3ErrorCode::InvalidRequest,
+                        "The source of a copy request may not specifically refer to a delete marker by version id.",
+                    )
+                } else {
+                    e
+                }
+            })?;
         check_read_conditions(
             &v,
             cond.if_match,

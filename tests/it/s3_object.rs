@@ -982,6 +982,29 @@ async fn delete_marker_responses_carry_the_marker_headers() {
         header(&e, "last-modified").is_some(),
         "Last-Modified on 405"
     );
+
+    // CopyObject: a source naming the marker's version id is 400 InvalidRequest; a
+    // source whose current version is a marker is 404 NoSuchKey.
+    let e = s3
+        .copy_object()
+        .bucket(&b)
+        .key("copy")
+        .copy_source(format!("{b}/k?versionId={marker}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(400), "{}", show(&e));
+    assert_eq!(e.code(), Some("InvalidRequest"));
+    let e = s3
+        .copy_object()
+        .bucket(&b)
+        .key("copy")
+        .copy_source(format!("{b}/k"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(status_of(&e), Some(404), "{}", show(&e));
+    assert_eq!(e.code(), Some("NoSuchKey"));
 }
 
 /// RFC 7232 §4.1: a 304 carries the ETag (and S3 sends Last-Modified too), on GET and
