@@ -72,6 +72,17 @@ pub enum AdminCommand {
         #[command(subcommand)]
         cmd: DiskCommand,
     },
+    /// Repair of lost, moving and damaged fragments.
+    Repair {
+        #[command(subcommand)]
+        cmd: RepairCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepairCommand {
+    /// Backlog (stripes needing repair by healthy fragments), progress, rate and ETA.
+    Status(crate::repair_cmd::RepairStatusArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -185,6 +196,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Meta { cmd } => meta(&client, cmd).await?,
         AdminCommand::Node { cmd } => node_cmd(&client, cmd).await?,
         AdminCommand::Disk { cmd } => disk_cmd(&client, cmd).await?,
+        AdminCommand::Repair {
+            cmd: RepairCommand::Status(a),
+        } => crate::repair_cmd::run(&Env::from_entropy(), &client, a).await?,
     };
     print!("{out}");
     Ok(())

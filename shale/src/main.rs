@@ -16,6 +16,7 @@ mod dev;
 mod durability_cmd;
 mod meta_bench;
 mod register;
+mod repair_cmd;
 
 #[derive(Parser, Debug)]
 #[command(

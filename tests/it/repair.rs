@@ -4,9 +4,11 @@
 //! fragments is killed with -9; once the detector marks it Dead the object groups'
 //! leaders rebuild its fragments elsewhere. The test waits (bounded polling) until every
 //! stripe again has `k+m` fragments off the dead node, placed by the rack rule, each
-//! present and verified on its data node, then reads every object back byte-exact.
+//! present and verified on its data node, then reads every object back byte-exact;
+//! `shale admin repair status` then shows no backlog.
 
 use std::collections::BTreeMap;
+use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{check_placement, ClusterMap, NodeState, Placement};
@@ -15,8 +17,8 @@ use meta_raft::client::MetaClient;
 use meta_raft::state_machine::StripeEntry;
 use proto::datanode::datanode_service_client::DatanodeServiceClient;
 use proto::datanode::StatFragmentRequest;
-use tests::cluster::MultiCluster;
-use tests::poll_until;
+use tests::cluster::{MultiCluster, MULTI_CLUSTER_ID};
+use tests::{poll_until, shale_bin};
 
 use crate::s3::{data, get, new_bucket, put};
 
@@ -145,4 +147,37 @@ async fn a_dead_datanodes_fragments_are_rebuilt_by_the_rack_rule() {
             body.len()
         );
     }
+
+    // The operator's view agrees: nothing left to repair.
+    let status = admin(&c, &["repair", "status"]);
+    assert!(
+        status.contains(&format!("100.0% of {repaired} stripes at k+m")),
+        "{status}"
+    );
+    assert!(
+        status.contains("BACKLOG     0 stripes need repair"),
+        "{status}"
+    );
+    assert!(status.contains("UNRECOVERABLE 0 stripes"), "{status}");
+}
+
+fn admin(c: &MultiCluster, args: &[&str]) -> String {
+    let out = Command::new(shale_bin())
+        .arg("admin")
+        .args([
+            "--meta",
+            &c.meta_addrs.join(","),
+            "--cluster-id",
+            MULTI_CLUSTER_ID,
+        ])
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("running shale admin");
+    assert!(
+        out.status.success(),
+        "shale admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
