@@ -41,9 +41,7 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use gateway::data::{DataConfig, DataError, DataPlane, RebuildError, Topology};
 use meta_raft::maintain_config::MaintainConfig;
-use meta_raft::state_machine::{
-    self as sm, Command, ReplacePlacement, Response, StripeEntry, StripeRecord,
-};
+use meta_raft::state_machine::{self as sm, Command, ReplacePlacement, StripeEntry, StripeRecord};
 
 use crate::datanodes::DataNodes;
 use crate::error::MaintainError;
@@ -51,8 +49,8 @@ use crate::local::{LocalGroups, ROOT_GROUP};
 use crate::repair_budget::RepairBudget;
 use crate::repair_damaged::{list_damaged, Damaged};
 use crate::repair_plan::{
-    assess, classify_fragment, fragment_bytes, new_placement, plan_targets, Candidate,
-    FragmentHealth, RepairQueue, TargetError, Verdict,
+    after_commit, assess, classify_fragment, fragment_bytes, new_placement, plan_targets,
+    AfterCommit, Candidate, FragmentHealth, RepairQueue, TargetError, Verdict,
 };
 
 /// Stripes per `ListStripes` page.
@@ -529,8 +527,9 @@ impl RepairWorker {
             expected: entry.placement.clone(),
             new,
         });
-        match self.local.write(group, cmd).await {
-            Ok(Response::PlacementReplaced { .. }) => {
+        let result = self.local.write(group, cmd).await;
+        match after_commit(&result) {
+            AfterCommit::Committed => {
                 tracing::info!(
                     %group, %stripe, fragments = ?rebuilt.rebuilt, sources = ?rebuilt.sources,
                     "stripe repaired"
@@ -540,15 +539,18 @@ impl RepairWorker {
                     bytes: frag * targets.len() as u64,
                 }
             }
-            Ok(other) => Outcome::Failed(format!("unexpected response {other}")),
-            Err(MaintainError::Rejected { reason, .. }) => {
-                tracing::debug!(%group, %stripe, %reason, "repair commit rejected");
+            AfterCommit::DeleteWritten => {
+                if let Err(e) = &result {
+                    tracing::debug!(%group, %stripe, error = %e, "repair commit rejected");
+                }
                 self.delete_written(stripe, &targets, map).await;
                 Outcome::CasLost
             }
-            // The outcome is unknown: the commit may have happened, keep the fragments.
-            Err(MaintainError::NotLeader { .. }) => Outcome::NotLeader,
-            Err(e) => Outcome::Failed(format!("commit outcome unknown: {e}")),
+            AfterCommit::KeepWritten => match result {
+                Err(MaintainError::NotLeader { .. }) => Outcome::NotLeader,
+                Err(e) => Outcome::Failed(format!("commit outcome unknown: {e}")),
+                Ok(other) => Outcome::Failed(format!("unexpected response {other}")),
+            },
         }
     }
 

@@ -30,7 +30,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use common::cluster::{check_placement, ClusterMap, DiskState, FragmentLocation, NodeState};
 use common::codec::CodecParams;
 use common::ids::{NodeId, StripeId};
+use meta_raft::state_machine::Response;
 use placement::{plan_replacements, Placement, PlanError};
+
+use crate::error::MaintainError;
 
 /// The health of one fragment (module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -280,4 +283,28 @@ pub fn new_placement(
     check_placement(map, &p, codec.k, codec.m)
         .map_err(|v| TargetError::Blocked(format!("the new placement breaks the rule: {v}")))?;
     Ok(p.locations)
+}
+
+/// What becomes of the fragments a rebuild wrote, given how its `ReplacePlacement`
+/// ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterCommit {
+    /// Committed: the new placement references them.
+    Committed,
+    /// Rejected (the compare-and-set lost to an overwrite, a delete or another repair;
+    /// or the apply refused the placement): nothing references them, delete them.
+    DeleteWritten,
+    /// Unknown (timeout, lost leadership, Raft error, an unexpected answer): the commit
+    /// may have happened, so they are kept; if it did not, they are orphans (the orphan
+    /// sweep's), and the stripe is repaired again on a later pass.
+    KeepWritten,
+}
+
+/// The decision for a commit's result (see [`AfterCommit`]).
+pub fn after_commit(result: &Result<Response, MaintainError>) -> AfterCommit {
+    match result {
+        Ok(Response::PlacementReplaced { .. }) => AfterCommit::Committed,
+        Err(MaintainError::Rejected { .. }) => AfterCommit::DeleteWritten,
+        Ok(_) | Err(_) => AfterCommit::KeepWritten,
+    }
 }

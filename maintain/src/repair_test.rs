@@ -296,3 +296,48 @@ fn the_budget_spreads_bytes_over_time() {
         Duration::from_secs(1)
     );
 }
+
+#[test]
+fn a_lost_compare_and_set_deletes_what_was_written_an_unknown_outcome_keeps_it() {
+    use crate::error::MaintainError;
+    use crate::repair_plan::{after_commit, AfterCommit};
+    use common::ids::GroupId;
+    use meta_raft::state_machine::{Reason, Response};
+
+    let group = GroupId(1);
+    assert_eq!(
+        after_commit(&Ok(Response::PlacementReplaced { moved: 1 })),
+        AfterCommit::Committed
+    );
+    // Lost to a concurrent overwrite / delete / repair, or refused: nothing references
+    // the new fragments.
+    for reason in [
+        Reason::PlacementMismatch,
+        Reason::NoSuchStripe(StripeId(4)),
+        Reason::InvalidArgument("queued for deletion".into()),
+    ] {
+        assert_eq!(
+            after_commit(&Err(MaintainError::Rejected { group, reason })),
+            AfterCommit::DeleteWritten
+        );
+    }
+    // The commit may have happened: never delete.
+    for e in [
+        MaintainError::Timeout {
+            group,
+            what: "a write",
+            after: Duration::from_secs(5),
+        },
+        MaintainError::NotLeader { group, node: 2 },
+        MaintainError::Raft {
+            group,
+            message: "stopped".into(),
+        },
+    ] {
+        assert_eq!(after_commit(&Err(e)), AfterCommit::KeepWritten);
+    }
+    assert_eq!(
+        after_commit(&Ok(Response::GcAcked { removed: 0 })),
+        AfterCommit::KeepWritten
+    );
+}
