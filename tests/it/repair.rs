@@ -5,7 +5,8 @@
 //! leaders rebuild its fragments elsewhere. The test waits (bounded polling) until every
 //! stripe again has `k+m` fragments off the dead node, placed by the rack rule, each
 //! present and verified on its data node, then reads every object back byte-exact;
-//! `shale admin repair status` then shows no backlog.
+//! `shale admin repair status` then shows no backlog. A node set Draining is emptied the
+//! same way (its old copies collected by the GC) while it keeps serving reads.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -16,7 +17,7 @@ use common::ids::{FragmentId, NodeId};
 use meta_raft::client::MetaClient;
 use meta_raft::state_machine::StripeEntry;
 use proto::datanode::datanode_service_client::DatanodeServiceClient;
-use proto::datanode::StatFragmentRequest;
+use proto::datanode::{ListFragmentsRequest, StatFragmentRequest};
 use tests::cluster::{MultiCluster, MULTI_CLUSTER_ID};
 use tests::{poll_until, shale_bin};
 
@@ -47,16 +48,17 @@ async fn cluster_map(meta: &MetaClient) -> anyhow::Result<ClusterMap> {
     Ok(map)
 }
 
-/// `None` unless every stripe is fully repaired: no fragment on `dead`, the rack rule
-/// holds, and every fragment stats (every block verified) on its data node.
-async fn fully_repaired(meta: &MetaClient, dead: NodeId) -> Option<usize> {
+/// `None` unless `off` is in state `state` and every stripe is fully repaired: no
+/// fragment on `off`, the rack rule holds, and every fragment stats (every block
+/// verified) on an Up data node.
+async fn fully_repaired(meta: &MetaClient, off: NodeId, state: NodeState) -> Option<usize> {
     let map = cluster_map(meta).await.ok()?;
-    if map.node(dead)?.state != NodeState::Dead {
+    if map.node(off)?.state != state {
         return None;
     }
     let stripes = all_stripes(meta).await.ok()?;
     for s in &stripes {
-        if s.placement.iter().any(|l| l.node == dead) {
+        if s.placement.iter().any(|l| l.node == off) {
             return None;
         }
         let placement = Placement {
@@ -132,7 +134,7 @@ async fn a_dead_datanodes_fragments_are_rebuilt_by_the_rack_rule() {
     let repaired = poll_until(
         Duration::from_secs(180),
         "every stripe repaired off the dead node",
-        || fully_repaired(&meta, victim),
+        || fully_repaired(&meta, victim, NodeState::Dead),
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
@@ -180,4 +182,91 @@ fn admin(c: &MultiCluster, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_datanode_is_emptied_while_it_serves_reads() {
+    let c = MultiCluster::start_with(
+        1,
+        "[maintain]\nrepair_tick_ms = 300\ngc_delay_secs = 1\ngc_tick_ms = 300\n",
+    )
+    .await
+    .expect("starting the cluster");
+    let meta = c.meta().await.expect("meta client");
+    let s3 = c.s3(0);
+    let bucket = new_bucket(&s3, "drain").await;
+    let mut objects = BTreeMap::new();
+    for (i, len) in [5usize << 20, 200 << 10, 1 << 20].into_iter().enumerate() {
+        let key = format!("obj-{i}");
+        let body = data(len, 200 + i as u64);
+        put(&s3, &bucket, &key, &body).await;
+        objects.insert(key, body);
+    }
+    let stripes = all_stripes(&meta).await.expect("stripes");
+    let mut per_node: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for s in &stripes {
+        for l in &s.placement {
+            *per_node.entry(l.node).or_default() += 1;
+        }
+    }
+    let (&drained, _) = per_node
+        .iter()
+        .max_by_key(|(n, c)| (**c, std::cmp::Reverse(**n)))
+        .expect("a node holds fragments");
+    admin(
+        &c,
+        &[
+            "node",
+            "set-state",
+            "--node",
+            &drained.0.to_string(),
+            "--state",
+            "draining",
+            "--reason",
+            "decommission",
+        ],
+    );
+    let moved = poll_until(
+        Duration::from_secs(120),
+        "every fragment moved off the draining node",
+        || fully_repaired(&meta, drained, NodeState::Draining),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    assert_eq!(moved, stripes.len());
+    // The old copies went to the GC queue: the drained node ends up empty.
+    let addr = cluster_map(&meta)
+        .await
+        .expect("map")
+        .node(drained)
+        .expect("drained node")
+        .addr
+        .clone();
+    poll_until(
+        Duration::from_secs(60),
+        "the drained node's old copies collected",
+        || {
+            let addr = addr.clone();
+            async move {
+                let mut c = DatanodeServiceClient::connect(format!("http://{addr}"))
+                    .await
+                    .ok()?;
+                let r = c
+                    .list_fragments(ListFragmentsRequest {
+                        disk: 0,
+                        after: None,
+                        limit: 10,
+                    })
+                    .await
+                    .ok()?
+                    .into_inner();
+                r.fragments.is_empty().then_some(())
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    for (key, body) in &objects {
+        assert!(get(&s3, &bucket, key).await == *body, "{key}");
+    }
 }
