@@ -3,7 +3,10 @@
 //!   opts whole real-process suites out of the simulated build);
 //! - every crate starts with a `//!` doc;
 //! - ARCHITECTURE.md names every crate;
-//! - no ignored tests, and no todo/unimplemented macros in shipped code.
+//! - no ignored tests, and no todo/unimplemented macros in shipped code;
+//! - every `select!` in shipped code is `biased;` (tokio's unbiased select draws its
+//!   branch order from an unseeded thread-local RNG, so the same simulation seed would
+//!   not give the same run: the gateway's accept loop did, found by `same_seed_same_trace`).
 //!
 //! The patterns are assembled at run time so this file does not match itself.
 
@@ -116,4 +119,25 @@ fn no_ignored_tests_and_no_stubs_in_shipped_code() {
         }
     }
     assert!(bad.is_empty(), "{bad:?}");
+}
+
+#[test]
+fn every_select_in_shipped_code_is_biased() {
+    let select = ["select", "! {"].concat();
+    let mut bad = Vec::new();
+    for (path, text) in all_sources() {
+        let is_test =
+            path.starts_with("tests/") || path.ends_with("_test.rs") || path.contains("/tests/");
+        if is_test {
+            continue;
+        }
+        for (at, _) in text.match_indices(select.as_str()) {
+            let rest = text[at + select.len()..].trim_start();
+            if !rest.starts_with("biased;") {
+                let line = text[..at].lines().count();
+                bad.push(format!("{path}:{line}: select! without `biased;`"));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
 }

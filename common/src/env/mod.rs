@@ -159,6 +159,7 @@ pub async fn shutdown_signal() {
         use tokio::signal::unix::{signal, SignalKind};
         if let Ok(mut term) = signal(SignalKind::terminate()) {
             tokio::select! {
+                biased; // the house rule (tidy): no unseeded branch choice
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
