@@ -173,8 +173,13 @@ fn a_node_that_never_answers_is_hedged_around() {
         let p = params(8, 4);
         let data = bytes_of(S, 24);
         let stripes = write_object(&plane, p, &data, S).await.expect("put");
-        // Point data fragment 0's node at a socket that accepts but never speaks.
-        let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        // Point data fragment 0's node at a socket that accepts but never speaks. A
+        // listener of the runtime in use (tokio's, or madsim's in the simulated build,
+        // where an OS socket is unknown to the simulated network and a connection to it
+        // is refused at once instead of hanging).
+        let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let mut map = (*cluster.topology.get()).clone();
         let slow = stripes[0].placement[0].node;
         map.node_mut(slow).expect("node").addr = black_hole.local_addr().expect("addr").to_string();
