@@ -416,7 +416,7 @@ fn range_text(g: &GroupRange) -> String {
     format!("[{start}, {end})")
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;

@@ -128,7 +128,7 @@ pub fn report(b: &Backlog, rate: Option<f64>) -> String {
         out,
         "BACKLOG     {} stripes need repair, {} to rebuild",
         b.needing_repair(),
-        human_bytes(b.bytes)
+        crate::admin::bytes(b.bytes)
     );
     for (healthy, n) in &b.by_healthy {
         let _ = writeln!(out, "  {healthy:>3} healthy fragments: {n} stripes");
@@ -165,7 +165,7 @@ pub fn report(b: &Backlog, rate: Option<f64>) -> String {
             let _ = writeln!(
                 out,
                 "RATE        {}/s, ETA {}",
-                human_bytes(r as u64),
+                crate::admin::bytes(r as u64),
                 human_secs(eta)
             );
         }
@@ -182,21 +182,6 @@ pub fn report(b: &Backlog, rate: Option<f64>) -> String {
         }
     }
     out
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 fn human_secs(s: u64) -> String {

@@ -8,7 +8,6 @@
 //!   heartbeats until restored.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -18,8 +17,8 @@ use meta_raft::client::MetaClient;
 use meta_raft::state_machine::CurrentVersion;
 use proto::datanode::datanode_service_client::DatanodeServiceClient;
 use proto::datanode::ListFragmentsRequest;
-use tests::cluster::{DevCluster, MultiCluster, MULTI_CLUSTER_ID};
-use tests::{poll_until, shale_bin};
+use tests::cluster::{DevCluster, MultiCluster};
+use tests::poll_until;
 
 use crate::s3::{data, new_bucket, put};
 
@@ -164,29 +163,6 @@ async fn gc_leaves_only_the_fragments_of_live_versions() {
     assert_eq!(crate::s3::get(&s3, &b, "d").await, data(103_000, 3));
 }
 
-/// `shale admin <args>` against the multi-process cluster: stdout, or panics with
-/// stderr.
-fn admin(c: &MultiCluster, args: &[&str]) -> String {
-    let out = Command::new(shale_bin())
-        .arg("admin")
-        .args([
-            "--meta",
-            &c.meta_addrs.join(","),
-            "--cluster-id",
-            MULTI_CLUSTER_ID,
-        ])
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("running shale admin");
-    assert!(
-        out.status.success(),
-        "shale admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The `shale admin status` row of data node `id`.
 fn status_row(status: &str, id: u64) -> Option<String> {
     let id = id.to_string();
@@ -226,7 +202,7 @@ async fn killed_datanode_is_marked_down_with_a_reason_and_up_after_restart() {
         "{record:?}"
     );
     assert!(record.state_changed_ms > 0);
-    let status = admin(&c, &["status"]);
+    let status = c.admin(&["status"]);
     let row = status_row(&status, 3).unwrap_or_else(|| panic!("no row for node 3:\n{status}"));
     assert!(row.contains("down (no heartbeat for "), "{row}");
     assert!(status.contains("STATE CHANGED"), "{status}");
@@ -243,23 +219,20 @@ async fn killed_datanode_is_marked_down_with_a_reason_and_up_after_restart() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(20)));
-    let row = status_row(&admin(&c, &["status"]), 3).unwrap();
+    let row = status_row(&c.admin(&["status"]), 3).unwrap();
     assert!(row.contains("up (heartbeating again)"), "{row}");
 
     // A disk marked failed stays failed across heartbeats, until restored.
-    admin(
-        &c,
-        &[
-            "disk",
-            "fail",
-            "--node",
-            "4",
-            "--disk",
-            "0",
-            "--reason",
-            "smart errors",
-        ],
-    );
+    c.admin(&[
+        "disk",
+        "fail",
+        "--node",
+        "4",
+        "--disk",
+        "0",
+        "--reason",
+        "smart errors",
+    ]);
     let before = heartbeats_of(&meta, NodeId(4)).await;
     let rec = poll_until(Duration::from_secs(60), "a heartbeat of node 4", || {
         let meta = &meta;
@@ -274,9 +247,9 @@ async fn killed_datanode_is_marked_down_with_a_reason_and_up_after_restart() {
     .unwrap();
     assert_eq!(rec.info.disk(DiskId(0)).unwrap().state, DiskState::Failed);
     assert_eq!(rec.failed_disks[&DiskId(0)].reason, "smart errors");
-    let row = status_row(&admin(&c, &["status"]), 4).unwrap();
+    let row = status_row(&c.admin(&["status"]), 4).unwrap();
     assert!(row.contains("disk 0 (smart errors"), "{row}");
-    admin(&c, &["disk", "restore", "--node", "4", "--disk", "0"]);
+    c.admin(&["disk", "restore", "--node", "4", "--disk", "0"]);
     let rec = heartbeats_record(&meta, NodeId(4)).await;
     assert_eq!(rec.info.disk(DiskId(0)).unwrap().state, DiskState::Healthy);
     assert!(rec.failed_disks.is_empty());

@@ -9,7 +9,6 @@
 //! same way (its old copies collected by the GC) while it keeps serving reads.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 use common::cluster::{check_placement, ClusterMap, NodeState, Placement};
@@ -18,8 +17,8 @@ use meta_raft::client::MetaClient;
 use meta_raft::state_machine::StripeEntry;
 use proto::datanode::datanode_service_client::DatanodeServiceClient;
 use proto::datanode::{ListFragmentsRequest, StatFragmentRequest};
-use tests::cluster::{MultiCluster, MULTI_CLUSTER_ID};
-use tests::{poll_until, shale_bin};
+use tests::cluster::MultiCluster;
+use tests::poll_until;
 
 use crate::s3::{data, get, new_bucket, put};
 
@@ -151,7 +150,7 @@ async fn a_dead_datanodes_fragments_are_rebuilt_by_the_rack_rule() {
     }
 
     // The operator's view agrees: nothing left to repair.
-    let status = admin(&c, &["repair", "status"]);
+    let status = c.admin(&["repair", "status"]);
     assert!(
         status.contains(&format!("100.0% of {repaired} stripes at k+m")),
         "{status}"
@@ -161,27 +160,6 @@ async fn a_dead_datanodes_fragments_are_rebuilt_by_the_rack_rule() {
         "{status}"
     );
     assert!(status.contains("UNRECOVERABLE 0 stripes"), "{status}");
-}
-
-fn admin(c: &MultiCluster, args: &[&str]) -> String {
-    let out = Command::new(shale_bin())
-        .arg("admin")
-        .args([
-            "--meta",
-            &c.meta_addrs.join(","),
-            "--cluster-id",
-            MULTI_CLUSTER_ID,
-        ])
-        .args(args)
-        .env("RUST_LOG", "error")
-        .output()
-        .expect("running shale admin");
-    assert!(
-        out.status.success(),
-        "shale admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,19 +191,16 @@ async fn a_draining_datanode_is_emptied_while_it_serves_reads() {
         .iter()
         .max_by_key(|(n, c)| (**c, std::cmp::Reverse(**n)))
         .expect("a node holds fragments");
-    admin(
-        &c,
-        &[
-            "node",
-            "set-state",
-            "--node",
-            &drained.0.to_string(),
-            "--state",
-            "draining",
-            "--reason",
-            "decommission",
-        ],
-    );
+    c.admin(&[
+        "node",
+        "set-state",
+        "--node",
+        &drained.0.to_string(),
+        "--state",
+        "draining",
+        "--reason",
+        "decommission",
+    ]);
     let moved = poll_until(
         Duration::from_secs(120),
         "every fragment moved off the draining node",
