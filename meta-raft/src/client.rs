@@ -104,6 +104,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::group_status::GroupStatus;
+use crate::maintain_report::MaintainReport;
 use crate::service::{listing_range, CLUSTER_ID_KEY, META_MESSAGE_BYTES_MAX, ROOT_GROUP};
 use crate::state_machine::{
     keys, AbortMultipartUpload, AccessKey, BucketRecord, CompleteMultipartUpload,
@@ -1702,6 +1703,23 @@ impl MetaClient {
             .as_ref()
             .map(GroupStatus::from)
             .ok_or_else(|| protocol("GroupStatus answered without a status"))
+    }
+
+    /// The maintenance report of `group`'s leader (`None`: it runs no maintenance
+    /// loops). The loops work for the groups a node leads, so the leaders of all object
+    /// groups together cover the cluster; several groups may share one leader.
+    pub async fn maintain_status(&self, group: GroupId) -> Result<Option<MaintainReport>> {
+        let r = self
+            .call(
+                &Route::Group(group),
+                |g| pb::MaintainStatusRequest {
+                    group_id: g.0,
+                    local: false,
+                },
+                |mut c, r| async move { c.maintain_status(r).await },
+            )
+            .await?;
+        Ok(r.report.as_ref().map(MaintainReport::from))
     }
 
     /// Every group's status (see [`Self::all_groups`]).

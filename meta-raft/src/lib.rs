@@ -7,6 +7,7 @@ pub mod group_host;
 pub mod group_status;
 pub mod log_store;
 pub mod maintain_config;
+pub mod maintain_report;
 pub mod meta_node;
 pub mod network;
 pub mod redb_disk;

@@ -68,6 +68,7 @@ use tonic::{Request, Response, Status};
 
 use crate::group_host::GroupHostError;
 use crate::group_status::GroupStatus;
+use crate::maintain_report::MaintainReportSlot;
 use crate::state_machine::{
     self as sm, keys, AbortMultipartUpload, AccessKey, BucketRecord, Command,
     CompleteMultipartUpload, CreateMultipartUpload, CurrentVersion, DeleteObject, GcId, GroupMap,
@@ -217,6 +218,7 @@ fn bad_response(group: GroupId, what: &str, r: &SmResponse) -> Status {
 pub struct MetaGrpc {
     host: Arc<MetaGroupHost>,
     clock: Clock,
+    maintain: MaintainReportSlot,
 }
 
 impl MetaGrpc {
@@ -224,7 +226,15 @@ impl MetaGrpc {
         Self {
             host,
             clock: Clock::new(),
+            maintain: MaintainReportSlot::default(),
         }
+    }
+
+    /// Answers `MaintainStatus` from `slot` (where the process's maintenance loops
+    /// publish); without it the node reports no loops.
+    pub fn with_maintain_report(mut self, slot: MaintainReportSlot) -> Self {
+        self.maintain = slot;
+        self
     }
 
     fn check_cluster<T>(&self, req: &Request<T>) -> Result<(), Status> {
@@ -1292,6 +1302,26 @@ impl MetaService for MetaGrpc {
         }
         Ok(Response::new(pb::GroupStatusResponse {
             status: Some((&status).into()),
+        }))
+    }
+
+    async fn maintain_status(
+        &self,
+        req: Request<pb::MaintainStatusRequest>,
+    ) -> Result<Response<pb::MaintainStatusResponse>, Status> {
+        self.check_cluster(&req)?;
+        let m = req.into_inner();
+        let group = GroupId(m.group_id);
+        let raft = self.raft(group)?;
+        if !m.local && !self.status_of(group, &raft).is_leader() {
+            return Err(self.not_leader(group, &raft, None, None));
+        }
+        Ok(Response::new(pb::MaintainStatusResponse {
+            report: self
+                .maintain
+                .report()
+                .as_ref()
+                .map(pb::MaintainReport::from),
         }))
     }
 
