@@ -134,7 +134,8 @@ impl Datanode {
         self.blocking(move || store.verify(id)).await
     }
 
-    /// Records damage found by the scrubber (see [`FragmentStore::record_damage`]).
+    /// Records damage found by the scrubber or a read (see
+    /// [`FragmentStore::record_damage`]).
     pub(crate) async fn record_damage(
         &self,
         disk: DiskId,
@@ -255,7 +256,28 @@ impl Datanode {
         self.service_time(&slot.disk, DiskOp::Read, length as usize)
             .await;
         let store = Arc::clone(&slot.store);
-        self.blocking(move || store.read(id, offset, length)).await
+        let result = self.blocking(move || store.read(id, offset, length)).await;
+        if matches!(result, Err(StoreError::Corrupt { .. })) {
+            self.damaged_on_read(disk, id).await;
+        }
+        result
+    }
+
+    /// A read found a block whose checksum fails. Verify the whole fragment once more (a
+    /// flaky read path is not rot, the scrubber's rule); if it is corrupt, record and
+    /// quarantine it now, so `ListDamaged` hands it to repair at once instead of at the
+    /// next scrub pass (a degraded GET is how the damage was found).
+    async fn damaged_on_read(&self, disk: DiskId, id: FragmentId) {
+        let Ok(slot) = self.slot(disk) else { return };
+        let store = Arc::clone(&slot.store);
+        // Anything but rot (verifies now, gone, the disk errs): the scrubber decides later.
+        if let Err(e @ StoreError::Corrupt { .. }) = self.blocking(move || store.verify(id)).await {
+            let what = format!("read: {e}");
+            tracing::warn!(fragment = %id, %disk, error = %what, "a read found a corrupt fragment; quarantining it for repair");
+            if let Err(err) = self.record_damage(disk, id, what, true).await {
+                tracing::warn!(fragment = %id, %disk, error = %err, "cannot record read damage");
+            }
+        }
     }
 
     pub async fn verify(&self, disk: DiskId, id: FragmentId) -> Result<FragmentHeader, StoreError> {
@@ -278,6 +300,18 @@ impl Datanode {
         limit: usize,
     ) -> Result<(Vec<FragmentHeader>, bool), StoreError> {
         Ok(self.slot(disk)?.store.list(after, limit))
+    }
+
+    /// [`FragmentStore::list_present`] off the async executor.
+    pub async fn list_present(
+        &self,
+        disk: DiskId,
+        after: Option<FragmentId>,
+        limit: usize,
+    ) -> Result<(Vec<FragmentHeader>, bool), StoreError> {
+        let store = Arc::clone(&self.slot(disk)?.store);
+        self.blocking(move || store.list_present(after, limit))
+            .await
     }
 
     pub fn usage(&self) -> Vec<DiskUsage> {

@@ -377,3 +377,54 @@ fn list_damaged_and_health_report_findings_and_progress_over_grpc() {
         server.await.expect("server task").expect("served");
     });
 }
+
+/// A GET that meets a rotten block does not wait for the next scrub pass: the fragment
+/// is verified once more, quarantined and listed for repair at once. A read that meets
+/// a transient I/O error records nothing (the scrubber decides later).
+#[test]
+fn a_read_that_meets_rot_quarantines_the_fragment_at_once() {
+    rt().block_on(async {
+        let sim = SimDisk::new(11, SimDiskFaults::default());
+        let node = open(sim.clone());
+        let data = payload(2 * BLOCK_BYTES as usize + 3, 5);
+        put(&node, id(1), &data).await;
+        put(&node, id(2), &data).await;
+        let name = |fid: FragmentId| {
+            let hex = fid.stripe.to_string();
+            format!("frags/{}/{}.{}", &hex[..2], fid.stripe, fid.index)
+        };
+        sim.corrupt(&name(id(1)), 64 + u64::from(BLOCK_BYTES) + 4 + 7, 0x10)
+            .expect("corrupt");
+        // The first block still reads: nothing found yet.
+        let first = node.read(DISK, id(1), 0, 16).await.expect("clean block");
+        assert_eq!(first, data[..16]);
+        assert!(damaged_ids(&node).is_empty());
+        // The rotten block: an error, and the fragment is quarantined at once.
+        let err = node
+            .read(DISK, id(1), u64::from(BLOCK_BYTES), 16)
+            .await
+            .expect_err("rot must not be served");
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert_eq!(damaged_ids(&node), [id(1)].into());
+        let d = &node.damaged()[0];
+        assert!(d.finding.quarantined, "{d:?}");
+        assert!(d.finding.what.starts_with("read: "), "{d:?}");
+        assert!(matches!(
+            node.read(DISK, id(1), 0, 16).await,
+            Err(StoreError::NotFound(_))
+        ));
+
+        // Reads fail with I/O errors for a while: nothing is recorded for fragment 2.
+        sim.set_faults(SimDiskFaults {
+            read_error_prob: 1.0,
+            ..SimDiskFaults::default()
+        });
+        assert!(node.read(DISK, id(2), 0, 16).await.is_err());
+        sim.set_faults(SimDiskFaults::default());
+        assert_eq!(damaged_ids(&node), [id(1)].into());
+        assert_eq!(
+            node.read(DISK, id(2), 0, 16).await.expect("clean"),
+            data[..16]
+        );
+    });
+}

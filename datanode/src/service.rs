@@ -251,7 +251,8 @@ impl DatanodeService for DatanodeGrpc {
         }
         let (page, truncated) = self
             .node
-            .list(disk, after, req.limit as usize)
+            .list_present(disk, after, req.limit as usize)
+            .await
             .map_err(|e| store_status(&e))?;
         Ok(Response::new(pb::ListFragmentsResponse {
             fragments: page.iter().map(|h| info(disk, h)).collect(),

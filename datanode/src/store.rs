@@ -415,6 +415,42 @@ impl FragmentStore {
         (page, truncated)
     }
 
+    /// Like [`Self::list`], but every listed fragment's file is checked on the disk first:
+    /// an indexed fragment whose file vanished (deleted by hand, a disk swapped under a
+    /// running node) is dropped from the index (and its bytes from the usage), logged,
+    /// and not listed — so the inventory repair and the orphan sweep read is the disk's,
+    /// and a later stat answers not-found. A page may hold fewer than `limit` fragments
+    /// while more follow.
+    pub fn list_present(
+        &self,
+        after: Option<FragmentId>,
+        limit: usize,
+    ) -> Result<(Vec<FragmentHeader>, bool), StoreError> {
+        let (page, truncated) = self.list(after, limit);
+        let mut out = Vec::with_capacity(page.len());
+        for h in page {
+            let id = h.id;
+            let path = final_path(id);
+            let exists = self
+                .disk
+                .exists(&path)
+                .map_err(|e| StoreError::io("checking", path.clone(), e))?;
+            if exists {
+                out.push(h);
+                continue;
+            }
+            let mut st = self.lock();
+            if st.in_flight.contains_key(&id) {
+                continue;
+            }
+            if let Some(gone) = st.index.remove(&id) {
+                st.used_bytes -= gone.file_len();
+                tracing::warn!(fragment = %path, "fragment file vanished from the disk; forgotten");
+            }
+        }
+        Ok((out, truncated))
+    }
+
     fn validate(&self, req: &PutRequest) -> Result<(), StoreError> {
         if req.k == 0 || req.m == 0 {
             return Err(StoreError::InvalidArgument(format!(

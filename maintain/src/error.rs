@@ -32,6 +32,9 @@ pub enum MaintainError {
     /// The state machine refused the command (e.g. a compare-and-set that lost).
     #[error("group {group}: rejected: {reason}")]
     Rejected { group: GroupId, reason: Reason },
+    /// A call to another meta node (through a `MetaClient`) failed.
+    #[error("{what}: {message}")]
+    Remote { what: &'static str, message: String },
     /// The command applied but answered something unexpected (a bug).
     #[error("group {group}: unexpected response {response}")]
     Unexpected { group: GroupId, response: String },

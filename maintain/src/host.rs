@@ -3,9 +3,9 @@
 //! ticks on the env clock, asks [`LocalGroups`] which groups this node leads at that
 //! moment, and works only for those. Dropping the `Maintainer` stops the tasks.
 //!
-//! Loops today: the failure detector (root group, `detector.rs`), the GC (object
-//! groups, `gc.rs`) and repair (object groups, `repair.rs`). A further loop (the orphan
-//! sweep) plugs in the same way: a worker type holding a [`LocalGroups`] and a
+//! Loops today: the failure detector (root group, `detector.rs`), the orphan sweep (root
+//! group, `orphans.rs`), the GC (object groups, `gc.rs`) and repair (object groups,
+//! `repair.rs`). A loop is a worker type holding a [`LocalGroups`] and a
 //! [`crate::DataNodes`], whose `tick` checks `leader_term` per group and forgets its
 //! per-group memory when the term changes, implementing [`Tick`], started in
 //! [`Maintainer::start`] with [`spawn_loop`] (its own enable flag and tick in
@@ -24,6 +24,7 @@ use crate::detector::{Detector, NodeView, Timeouts, Transition};
 use crate::error::MaintainError;
 use crate::gc::{GcStats, GcWorker};
 use crate::local::{LocalGroups, ROOT_GROUP};
+use crate::orphans::{OrphanStats, OrphanSweeper};
 use crate::repair::{RepairStats, RepairWorker};
 use futures::future::BoxFuture;
 
@@ -34,6 +35,7 @@ pub struct MaintainStats {
     pub node_transitions: u64,
     pub gc: GcStats,
     pub repair: RepairStats,
+    pub orphans: OrphanStats,
 }
 
 /// One maintenance loop: `tick` does one round of work for the groups this node leads
@@ -132,6 +134,7 @@ pub struct Maintainer {
     transitions: Arc<Mutex<u64>>,
     gc: Arc<Mutex<GcStats>>,
     repair: Arc<Mutex<RepairStats>>,
+    orphans: Arc<Mutex<OrphanStats>>,
 }
 
 impl std::fmt::Debug for Maintainer {
@@ -151,6 +154,8 @@ impl Maintainer {
         let repair_worker =
             RepairWorker::new(env, local.clone(), Arc::clone(&nodes), config.clone());
         let repair = repair_worker.stats_handle();
+        let sweeper = OrphanSweeper::new(env, local.clone(), Arc::clone(&nodes), config.clone());
+        let orphans = sweeper.stats_handle();
         let worker = GcWorker::new(local.clone(), nodes, config.clone());
         let gc = worker.stats_handle();
         let mut tasks = Vec::new();
@@ -183,11 +188,20 @@ impl Maintainer {
                 repair_worker,
             ));
         }
+        if config.orphan_sweep {
+            tasks.push(spawn_loop(
+                env,
+                "maintain-orphans",
+                config.orphan_sweep_interval(),
+                sweeper,
+            ));
+        }
         Self {
             tasks,
             transitions,
             gc,
             repair,
+            orphans,
         }
     }
 
@@ -197,6 +211,11 @@ impl Maintainer {
             gc: *self.gc.lock().unwrap_or_else(|e| e.into_inner()),
             repair: self
                 .repair
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            orphans: self
+                .orphans
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),

@@ -15,6 +15,10 @@
 //!   moving (draining node) or damaged (scrub) fragments, rebuilds them onto a placement
 //!   that keeps the rack rule and commits it with a compare-and-set (`ReplacePlacement`);
 //!   pure decisions in `repair_plan.rs`, the byte-rate limit in `repair_budget.rs`.
+//! - [`OrphanSweeper`] (`orphans.rs`, root-group leader): deletes fragments no metadata
+//!   references (uncommitted PUTs), after a grace period (`orphan_tracker.rs`).
+//! - [`Inventory`] (`inventory.rs`): the data nodes' fragment lists (`ListFragments`),
+//!   used by the orphan sweep and by repair to find fragments missing on Up nodes.
 //! - [`LocalGroups`] (`local.rs`): leadership, linearizable reads and writes of the
 //!   groups hosted by this process, without a network hop.
 //! - [`DataNodes`] (`datanodes.rs`): the data node calls the loops make.
@@ -29,7 +33,10 @@ pub mod detector;
 pub mod error;
 pub mod gc;
 pub mod host;
+pub mod inventory;
 pub mod local;
+pub mod orphan_tracker;
+pub mod orphans;
 pub mod repair;
 pub mod repair_budget;
 pub mod repair_damaged;
@@ -40,6 +47,10 @@ mod detector_test;
 #[cfg(test)]
 mod gc_test;
 #[cfg(test)]
+mod inventory_test;
+#[cfg(test)]
+mod orphans_test;
+#[cfg(test)]
 mod repair_test;
 
 pub use datanodes::{DataNodes, FragmentCallError};
@@ -47,6 +58,9 @@ pub use detector::{decide, Detector, NodeView, Timeouts, Transition, Watch};
 pub use error::MaintainError;
 pub use gc::{GcStats, GcWorker};
 pub use host::{MaintainStats, Maintainer};
+pub use inventory::Inventory;
 pub use local::LocalGroups;
 pub use meta_raft::maintain_config::MaintainConfig;
+pub use orphan_tracker::OrphanTracker;
+pub use orphans::{OrphanStats, OrphanSweeper};
 pub use repair::{RepairStats, RepairWorker};

@@ -51,6 +51,11 @@ impl LocalGroups {
         self.host.node_id()
     }
 
+    /// The cluster this node belongs to (what a `MetaClient` must present).
+    pub fn cluster_id(&self) -> String {
+        self.host.cluster_id().to_owned()
+    }
+
     /// The object groups hosted here, in id order.
     pub fn object_groups(&self) -> Vec<GroupId> {
         let mut groups: Vec<GroupId> = self

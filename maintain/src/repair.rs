@@ -5,7 +5,11 @@
 //! 1. **Find work.** Walk the group's stripe index page by page (`ListStripes` on the
 //!    local replica after a read barrier) and classify every fragment against the
 //!    cluster map and the scrubbers' damaged lists ([`crate::repair_plan`]: healthy,
-//!    lost, moving, unavailable, damaged). Stripes needing a rebuild go into a bounded
+//!    lost, moving, unavailable, damaged). Every `repair_inventory_secs` the pass also
+//!    lists the Up data nodes' fragments first ([`crate::inventory`]): a fragment a
+//!    placement puts on a listed disk that does not hold it is *missing* (a replaced
+//!    disk, a file deleted by hand, a write lost before its fsync); confirmed with
+//!    `StatFragment` (the listing may predate the commit), it counts as damaged. Stripes needing a rebuild go into a bounded
 //!    priority queue ([`RepairQueue`], `repair_queue` entries): fewest healthy fragments
 //!    first. Unrecoverable stripes (fewer than `k` fragments survive) are logged at
 //!    error level and counted, never written to. The pass's backlog (stripes needing
@@ -34,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::cluster::{ClusterMap, FragmentLocation};
+use common::cluster::{ClusterMap, FragmentLocation, NodeState};
 use common::env::{Clock, Env, Instant};
 use common::ids::{FragmentId, GroupId, NodeId, StripeId};
 use futures::future::BoxFuture;
@@ -44,7 +48,9 @@ use meta_raft::maintain_config::MaintainConfig;
 use meta_raft::state_machine::{self as sm, Command, ReplacePlacement, StripeEntry, StripeRecord};
 
 use crate::datanodes::DataNodes;
+use crate::datanodes::FragmentCallError;
 use crate::error::MaintainError;
+use crate::inventory::{self, Inventory};
 use crate::local::{LocalGroups, ROOT_GROUP};
 use crate::repair_budget::RepairBudget;
 use crate::repair_damaged::{list_damaged, Damaged};
@@ -97,6 +103,10 @@ pub struct RepairStats {
     pub damaged_reported: u64,
     /// Rebuilt bytes per second over the current or last pass.
     pub rate_bytes_per_sec: u64,
+    /// Inventories taken (every `repair_inventory_secs`).
+    pub inventories: u64,
+    /// Fragments the inventory found missing on Up nodes and a stat confirmed (total).
+    pub missing_found: u64,
 }
 
 impl RepairStats {
@@ -150,6 +160,8 @@ pub struct RepairWorker {
     failed_targets: Mutex<BTreeMap<NodeId, Instant>>,
     /// Unrecoverable stripes already logged.
     reported: BTreeSet<StripeId>,
+    /// When the last inventory was taken.
+    inventory_at: Option<Instant>,
 }
 
 /// One group's last walk.
@@ -189,6 +201,7 @@ impl RepairWorker {
             walks: BTreeMap::new(),
             failed_targets: Mutex::new(BTreeMap::new()),
             reported: BTreeSet::new(),
+            inventory_at: None,
         }
     }
 
@@ -264,9 +277,13 @@ impl RepairWorker {
             );
         }
         self.count(|s| s.damaged_reported = damaged.len() as u64);
+        let inventory = self.inventory_if_due(&map).await;
         let mut progress = false;
         for (group, term) in led {
-            match self.pass(group, term, &map, &damaged).await {
+            match self
+                .pass(group, term, &map, &damaged, inventory.as_ref())
+                .await
+            {
                 Ok(p) => progress |= p,
                 Err(MaintainError::NotLeader { .. }) => {
                     self.walks.remove(&group);
@@ -280,6 +297,62 @@ impl RepairWorker {
         progress
     }
 
+    /// The Up data nodes' inventory, when `repair_inventory_secs` have passed since the
+    /// last one (used by the pass that took it only, then dropped: an older listing
+    /// would make every newer fragment a suspect to stat).
+    async fn inventory_if_due(&mut self, map: &ClusterMap) -> Option<Inventory> {
+        let every = self.cfg.repair_inventory()?;
+        let now = self.clock.now();
+        if self
+            .inventory_at
+            .is_some_and(|at| now.saturating_duration_since(at) < every)
+        {
+            return None;
+        }
+        self.inventory_at = Some(now);
+        let inv = inventory::take(
+            &self.nodes,
+            map,
+            &[NodeState::Up],
+            self.cfg.repair_concurrency as usize,
+        )
+        .await;
+        self.count(|s| s.inventories += 1);
+        tracing::debug!(
+            disks = inv.disks(),
+            unlisted = inv.failed,
+            fragments = inv.len(),
+            "repair: inventory taken"
+        );
+        Some(inv)
+    }
+
+    /// Whether the fragment `id` a placement puts on `loc` is missing there: absent from
+    /// the inventory, and a stat (now) confirms it. A failed stat is not a confirmation.
+    async fn confirmed_missing(
+        &self,
+        map: &ClusterMap,
+        inventory: Option<&Inventory>,
+        loc: FragmentLocation,
+        id: FragmentId,
+    ) -> bool {
+        if !inventory.is_some_and(|inv| inv.missing(loc, id)) {
+            return false;
+        }
+        let Some(node) = map.node(loc.node) else {
+            return false;
+        };
+        match self.nodes.stat(loc.node, &node.addr, loc.disk, id).await {
+            Err(FragmentCallError::NotFound) => true,
+            Ok(_) => false,
+            Err(e) => {
+                tracing::debug!(%loc, fragment = ?id, error = %e,
+                    "repair: could not stat a fragment missing from the inventory");
+                false
+            }
+        }
+    }
+
     /// Walks `group`, then repairs what the walk queued.
     async fn pass(
         &mut self,
@@ -287,8 +360,9 @@ impl RepairWorker {
         term: u64,
         map: &ClusterMap,
         damaged: &BTreeSet<Damaged>,
+        inventory: Option<&Inventory>,
     ) -> Result<bool, MaintainError> {
-        let (walk, queue) = self.walk(group, map, damaged).await?;
+        let (walk, queue) = self.walk(group, map, damaged, inventory).await?;
         self.count(|s| s.passes += 1);
         let queued = queue.into_sorted();
         self.walks.insert(group, walk);
@@ -374,6 +448,7 @@ impl RepairWorker {
         group: GroupId,
         map: &ClusterMap,
         damaged: &BTreeSet<Damaged>,
+        inventory: Option<&Inventory>,
     ) -> Result<(Walk, RepairQueue<Work>), MaintainError> {
         let mut walk = Walk::default();
         let mut queue = RepairQueue::new(self.cfg.repair_queue as usize);
@@ -391,16 +466,25 @@ impl RepairWorker {
             let last = page.stripes.last().map(|s| s.id);
             for entry in page.stripes {
                 walk.scanned += 1;
-                let health: Vec<FragmentHealth> = (0u8..)
-                    .zip(&entry.placement)
-                    .map(|(index, loc)| {
-                        let id = FragmentId {
-                            stripe: entry.id,
-                            index,
-                        };
-                        classify_fragment(map, *loc, damaged.contains(&(*loc, id)))
-                    })
-                    .collect();
+                let mut health: Vec<FragmentHealth> = Vec::with_capacity(entry.placement.len());
+                for (index, loc) in (0u8..).zip(&entry.placement) {
+                    let id = FragmentId {
+                        stripe: entry.id,
+                        index,
+                    };
+                    let mut h = classify_fragment(map, *loc, damaged.contains(&(*loc, id)));
+                    if h == FragmentHealth::Healthy
+                        && self.confirmed_missing(map, inventory, *loc, id).await
+                    {
+                        tracing::warn!(
+                            %group, stripe = %entry.id, index, %loc,
+                            "fragment missing on an Up data node; rebuilding it elsewhere"
+                        );
+                        self.count(|s| s.missing_found += 1);
+                        h = FragmentHealth::Damaged;
+                    }
+                    health.push(h);
+                }
                 match assess(entry.codec.data_fragments(), &health) {
                     Verdict::Healthy => {}
                     Verdict::Wait { .. } => walk.waiting += 1,

@@ -1,6 +1,7 @@
 //! `[maintain]` in the meta config: the background maintenance loops every meta node
-//! runs for the groups it leads (crate `maintain`): the failure detector (root group)
-//! and the fragment garbage collector (object groups). Every field has a default, so the
+//! runs for the groups it leads (crate `maintain`): the failure detector and the orphan
+//! sweep (root group), the fragment garbage collector and repair (object groups). Every
+//! field has a default, so the
 //! section may be left out. Errors name the field (`maintain.down_after_secs`).
 //!
 //! ```toml
@@ -23,6 +24,15 @@
 //! repair_bytes_per_sec = 104857600 # fragment bytes rebuilt per second, per meta node
 //! repair_concurrency = 4     # stripes rebuilt at once, per meta node
 //! repair_queue = 1024        # most stripes one pass collects (fewest healthy first)
+//! repair_inventory_secs = 3600 # list every Up data node's fragments this often and
+//!                            # rebuild committed fragments absent there (confirmed by a
+//!                            # stat); 0 = never
+//! orphan_sweep = true        # delete fragments no metadata references (root leader)
+//! orphan_sweep_interval_secs = 3600 # pause between sweeps
+//! orphan_grace_secs = 21600  # a fragment must be seen unreferenced in two sweeps this far
+//!                            # apart before it is deleted: must be far longer than the
+//!                            # longest PUT or part upload (write to commit)
+//! orphan_concurrency = 4     # inventory listings and orphan deletes in flight
 //! ```
 
 use std::time::Duration;
@@ -53,6 +63,11 @@ pub struct MaintainConfig {
     pub repair_bytes_per_sec: u64,
     pub repair_concurrency: u32,
     pub repair_queue: u32,
+    pub repair_inventory_secs: u64,
+    pub orphan_sweep: bool,
+    pub orphan_sweep_interval_secs: u64,
+    pub orphan_grace_secs: u64,
+    pub orphan_concurrency: u32,
 }
 
 impl Default for MaintainConfig {
@@ -74,6 +89,11 @@ impl Default for MaintainConfig {
             repair_bytes_per_sec: 100 << 20,
             repair_concurrency: 4,
             repair_queue: 1024,
+            repair_inventory_secs: 3600,
+            orphan_sweep: true,
+            orphan_sweep_interval_secs: 3600,
+            orphan_grace_secs: 6 * 3600,
+            orphan_concurrency: 4,
         }
     }
 }
@@ -109,6 +129,19 @@ impl MaintainConfig {
 
     pub fn repair_tick(&self) -> Duration {
         Duration::from_millis(self.repair_tick_ms)
+    }
+
+    /// How often repair lists the data nodes' inventories; `None` = never.
+    pub fn repair_inventory(&self) -> Option<Duration> {
+        (self.repair_inventory_secs > 0).then(|| Duration::from_secs(self.repair_inventory_secs))
+    }
+
+    pub fn orphan_sweep_interval(&self) -> Duration {
+        Duration::from_secs(self.orphan_sweep_interval_secs)
+    }
+
+    pub fn orphan_grace(&self) -> Duration {
+        Duration::from_secs(self.orphan_grace_secs)
     }
 
     /// Checks every field; errors name it as `maintain.FIELD`.
@@ -181,6 +214,39 @@ impl MaintainConfig {
             return Err(invalid(
                 "repair_queue",
                 format!("must be 1..=100000, got {}", self.repair_queue),
+            ));
+        }
+        if self.repair_inventory_secs > 7 * 86_400 {
+            return Err(invalid(
+                "repair_inventory_secs",
+                format!(
+                    "must be 0 (off) or at most 604800 (a week), got {}",
+                    self.repair_inventory_secs
+                ),
+            ));
+        }
+        if !(1..=7 * 86_400).contains(&self.orphan_sweep_interval_secs) {
+            return Err(invalid(
+                "orphan_sweep_interval_secs",
+                format!(
+                    "must be 1..=604800, got {}",
+                    self.orphan_sweep_interval_secs
+                ),
+            ));
+        }
+        if self.orphan_grace_secs == 0 || self.orphan_grace_secs > 30 * 86_400 {
+            return Err(invalid(
+                "orphan_grace_secs",
+                format!(
+                    "must be 1..=2592000 (and far longer than the longest upload), got {}",
+                    self.orphan_grace_secs
+                ),
+            ));
+        }
+        if !(1..=256).contains(&self.orphan_concurrency) {
+            return Err(invalid(
+                "orphan_concurrency",
+                format!("must be 1..=256, got {}", self.orphan_concurrency),
             ));
         }
         Ok(())

@@ -202,10 +202,10 @@ impl From<&MaintainReport> for pb::MaintainReport {
 /// fill them in reports nothing for them).
 impl From<&pb::MaintainReport> for MaintainReport {
     fn from(r: &pb::MaintainReport) -> Self {
-        let s = r.settings.clone().unwrap_or_default();
+        let s = r.settings.unwrap_or_default();
         let p = r.repair.clone().unwrap_or_default();
-        let g = r.gc.clone().unwrap_or_default();
-        let o = r.orphans.clone().unwrap_or_default();
+        let g = r.gc.unwrap_or_default();
+        let o = r.orphans.unwrap_or_default();
         MaintainReport {
             node_id: r.node_id,
             settings: MaintainSettings {

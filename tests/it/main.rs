@@ -8,6 +8,7 @@ mod datanode;
 mod durability;
 mod maintain;
 mod meta;
+mod orphans;
 mod repair;
 mod s3;
 mod s3_chunked;

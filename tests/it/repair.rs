@@ -23,7 +23,7 @@ use tests::poll_until;
 use crate::s3::{data, get, new_bucket, put};
 
 /// Every stripe of every object group.
-async fn all_stripes(meta: &MetaClient) -> anyhow::Result<Vec<StripeEntry>> {
+pub(crate) async fn all_stripes(meta: &MetaClient) -> anyhow::Result<Vec<StripeEntry>> {
     let mut out = Vec::new();
     for group in meta.object_groups().await? {
         let mut after = None;
@@ -39,7 +39,7 @@ async fn all_stripes(meta: &MetaClient) -> anyhow::Result<Vec<StripeEntry>> {
     Ok(out)
 }
 
-async fn cluster_map(meta: &MetaClient) -> anyhow::Result<ClusterMap> {
+pub(crate) async fn cluster_map(meta: &MetaClient) -> anyhow::Result<ClusterMap> {
     let mut map = ClusterMap::new();
     for r in meta.nodes().await? {
         map.insert_node(r.info);
