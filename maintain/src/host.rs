@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::env::{Clock, Env, JoinHandle};
 use meta_raft::maintain_config::MaintainConfig;
+use meta_raft::maintain_report::{MaintainReportSlot, MaintainSettings};
 use meta_raft::state_machine::{self as sm, Command, RootCommand};
 use meta_raft::types::MetaGroupHost;
 
@@ -131,6 +132,10 @@ impl DetectorLoop {
 /// The running loops; dropping it stops them.
 pub struct Maintainer {
     tasks: Vec<JoinHandle<()>>,
+    node_id: u64,
+    settings: MaintainSettings,
+    /// Where [`Self::publish_to`] registered the report (cleared on drop).
+    published: Option<MaintainReportSlot>,
     transitions: Arc<Mutex<u64>>,
     gc: Arc<Mutex<GcStats>>,
     repair: Arc<Mutex<RepairStats>>,
@@ -148,6 +153,7 @@ impl std::fmt::Debug for Maintainer {
 impl Maintainer {
     /// Starts the loops `config` enables on `host` (a meta node's groups).
     pub fn start(env: &Env, host: Arc<MetaGroupHost>, config: MaintainConfig) -> Self {
+        let node_id = host.node_id();
         let local = LocalGroups::new(host);
         let transitions = Arc::new(Mutex::new(0u64));
         let nodes = Arc::new(DataNodes::new(config.fragment_timeout()));
@@ -198,6 +204,9 @@ impl Maintainer {
         }
         Self {
             tasks,
+            node_id,
+            settings: MaintainSettings::from(&config),
+            published: None,
             transitions,
             gc,
             repair,
@@ -223,8 +232,33 @@ impl Maintainer {
     }
 }
 
+impl Maintainer {
+    /// Registers this node's report (settings and live counters) in `slot`, where the
+    /// `MaintainStatus` rpc and the metrics endpoint read it; cleared when the loops stop.
+    pub fn publish_to(&mut self, slot: &MaintainReportSlot) {
+        let (node_id, settings) = (self.node_id, self.settings);
+        let transitions = Arc::clone(&self.transitions);
+        let gc = Arc::clone(&self.gc);
+        let repair = Arc::clone(&self.repair);
+        let orphans = Arc::clone(&self.orphans);
+        slot.set(move || {
+            let stats = MaintainStats {
+                node_transitions: *transitions.lock().unwrap_or_else(|e| e.into_inner()),
+                gc: *gc.lock().unwrap_or_else(|e| e.into_inner()),
+                repair: repair.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                orphans: orphans.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            };
+            crate::report::report(node_id, settings, &stats)
+        });
+        self.published = Some(slot.clone());
+    }
+}
+
 impl Drop for Maintainer {
     fn drop(&mut self) {
+        if let Some(slot) = &self.published {
+            slot.clear();
+        }
         for t in &self.tasks {
             t.abort();
         }

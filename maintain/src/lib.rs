@@ -15,6 +15,8 @@
 //!   moving (draining node) or damaged (scrub) fragments, rebuilds them onto a placement
 //!   that keeps the rack rule and commits it with a compare-and-set (`ReplacePlacement`);
 //!   pure decisions in `repair_plan.rs`, the byte-rate limit in `repair_budget.rs`.
+//! - `report.rs`: the counters as a `MaintainReport` ([`Maintainer::publish_to`]) for the
+//!   `MaintainStatus` rpc, `shale admin status` and the metrics endpoint.
 //! - [`OrphanSweeper`] (`orphans.rs`, root-group leader): deletes fragments no metadata
 //!   references (uncommitted PUTs), after a grace period (`orphan_tracker.rs`).
 //! - [`Inventory`] (`inventory.rs`): the data nodes' fragment lists (`ListFragments`),
@@ -41,6 +43,7 @@ pub mod repair;
 pub mod repair_budget;
 pub mod repair_damaged;
 pub mod repair_plan;
+pub mod report;
 
 #[cfg(test)]
 mod detector_test;

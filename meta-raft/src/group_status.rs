@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use common::ids::GroupId;
+use openraft::rt::WatchReceiver;
 use openraft::{RaftMetrics, ServerState};
 
-use crate::types::GroupConfig;
+use crate::types::{GroupConfig, MetaGroupHost};
 
 /// A member's role in a group, as reported.
 pub const STATE_LEADER: &str = "LEADER";
@@ -77,6 +78,20 @@ impl GroupStatus {
                 })
                 .unwrap_or_default(),
         }
+    }
+
+    /// Every group `host` runs, as this node sees it (its own view, leader or not).
+    pub fn local_all(host: &MetaGroupHost) -> Vec<GroupStatus> {
+        let registry = host.registry();
+        registry
+            .group_ids()
+            .into_iter()
+            .filter_map(|g| {
+                registry
+                    .get(g)
+                    .map(|raft| GroupStatus::from_metrics(g, &raft.metrics().borrow_watched()))
+            })
+            .collect()
     }
 
     pub fn is_leader(&self) -> bool {

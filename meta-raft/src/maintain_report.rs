@@ -76,6 +76,9 @@ pub struct RepairReport {
     pub damaged_reported: u64,
     /// Rebuilt bytes per second over the current or last pass (0: none measured).
     pub rate_bytes_per_sec: u64,
+    /// Data node inventories taken, and fragments they showed missing on Up nodes.
+    pub inventories: u64,
+    pub missing_found: u64,
 }
 
 /// GC worker counters (totals since start).
@@ -90,15 +93,20 @@ pub struct GcReport {
     pub failures: u64,
 }
 
-/// Orphan sweep counters (totals since start).
+/// Orphan sweep counters (`maintain::orphans::OrphanStats`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OrphanReport {
+    /// Sweeps that finished, and sweeps abandoned (a group could not be read).
     pub sweeps: u64,
-    /// Unreferenced fragments seen and still inside their grace period (last sweep).
-    pub pending: u64,
-    pub fragments_deleted: u64,
-    pub bytes_deleted: u64,
-    pub failures: u64,
+    pub aborted: u64,
+    /// Fragments listed, and disks that could not be listed, by the last sweep.
+    pub fragments_listed: u64,
+    pub disks_unlisted: u64,
+    /// Unreferenced fragments the last sweep saw (within their grace or due).
+    pub unreferenced: u64,
+    /// Orphan fragments deleted, and deletes that failed (totals).
+    pub deleted: u64,
+    pub delete_failures: u64,
 }
 
 type Reporter = Arc<dyn Fn() -> MaintainReport + Send + Sync>;
@@ -177,6 +185,8 @@ impl From<&MaintainReport> for pb::MaintainReport {
                 cas_lost: p.cas_lost,
                 damaged_reported: p.damaged_reported,
                 rate_bytes_per_sec: p.rate_bytes_per_sec,
+                inventories: p.inventories,
+                missing_found: p.missing_found,
             }),
             gc: Some(pb::GcReport {
                 passes: g.passes,
@@ -189,10 +199,12 @@ impl From<&MaintainReport> for pb::MaintainReport {
             }),
             orphans: Some(pb::OrphanReport {
                 sweeps: o.sweeps,
-                pending: o.pending,
-                fragments_deleted: o.fragments_deleted,
-                bytes_deleted: o.bytes_deleted,
-                failures: o.failures,
+                aborted: o.aborted,
+                fragments_listed: o.fragments_listed,
+                disks_unlisted: o.disks_unlisted,
+                unreferenced: o.unreferenced,
+                deleted: o.deleted,
+                delete_failures: o.delete_failures,
             }),
         }
     }
@@ -234,6 +246,8 @@ impl From<&pb::MaintainReport> for MaintainReport {
                 cas_lost: p.cas_lost,
                 damaged_reported: p.damaged_reported,
                 rate_bytes_per_sec: p.rate_bytes_per_sec,
+                inventories: p.inventories,
+                missing_found: p.missing_found,
             },
             gc: GcReport {
                 passes: g.passes,
@@ -246,10 +260,12 @@ impl From<&pb::MaintainReport> for MaintainReport {
             },
             orphans: OrphanReport {
                 sweeps: o.sweeps,
-                pending: o.pending,
-                fragments_deleted: o.fragments_deleted,
-                bytes_deleted: o.bytes_deleted,
-                failures: o.failures,
+                aborted: o.aborted,
+                fragments_listed: o.fragments_listed,
+                disks_unlisted: o.disks_unlisted,
+                unreferenced: o.unreferenced,
+                deleted: o.deleted,
+                delete_failures: o.delete_failures,
             },
         }
     }
@@ -284,6 +300,7 @@ mod tests {
                 backlog: [(9, 2), (11, 5)].into_iter().collect(),
                 repaired_bytes: 1 << 30,
                 rate_bytes_per_sec: 50 << 20,
+                missing_found: 3,
                 ..RepairReport::default()
             },
             gc: GcReport {
@@ -291,7 +308,8 @@ mod tests {
                 ..GcReport::default()
             },
             orphans: OrphanReport {
-                pending: 1,
+                unreferenced: 1,
+                deleted: 2,
                 ..OrphanReport::default()
             },
         };

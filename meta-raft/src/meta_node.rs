@@ -15,6 +15,7 @@ use openraft::error::{ClientWriteError, RaftError};
 
 use crate::config::MetaConfig;
 use crate::group_host::GroupHostError;
+use crate::maintain_report::MaintainReportSlot;
 use crate::state_machine::{Command, GroupMap, Response, RootCommand};
 use crate::types::{MetaGroupHost, MetaRaft};
 
@@ -38,6 +39,8 @@ pub enum MetaNodeError {
 pub struct MetaNode {
     host: Arc<MetaGroupHost>,
     config: MetaConfig,
+    /// Where the process's maintenance loops publish their report (`MaintainStatus`).
+    maintain_report: MaintainReportSlot,
 }
 
 fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> MetaNodeError {
@@ -107,9 +110,19 @@ impl MetaNode {
                 host.bootstrap(*g, &members).await?;
             }
         }
-        let node = Self { host, config };
+        let node = Self {
+            host,
+            config,
+            maintain_report: MaintainReportSlot::default(),
+        };
         node.spawn_group_map_writer(members);
         Ok(node)
+    }
+
+    /// The slot the maintenance loops of this process publish their report in
+    /// (`maintain::Maintainer::publish_to`); the `MaintainStatus` rpc answers from it.
+    pub fn maintain_report(&self) -> &MaintainReportSlot {
+        &self.maintain_report
     }
 
     pub fn host(&self) -> &Arc<MetaGroupHost> {
@@ -186,7 +199,8 @@ impl MetaNode {
         ))
         .max_decoding_message_size(crate::network::RAFT_MESSAGE_BYTES_MAX);
         let meta_svc = proto::meta::meta_service_server::MetaServiceServer::new(
-            crate::service::MetaGrpc::new(Arc::clone(&self.host)),
+            crate::service::MetaGrpc::new(Arc::clone(&self.host))
+                .with_maintain_report(self.maintain_report.clone()),
         )
         .max_decoding_message_size(crate::service::META_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(crate::service::META_MESSAGE_BYTES_MAX);
