@@ -18,6 +18,7 @@ use crate::log_store::RedbLogStore;
 use crate::network::{Channels, GrpcNetwork, GrpcNetworkFactory, RaftRegistry};
 use crate::redb_disk::{open_database, RedbDiskError};
 use crate::sm_store::{GroupLogic, RedbStateMachine};
+use crate::snapshot_transfer::SNAPSHOT_CHUNK_BYTES;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GroupHostError {
@@ -86,13 +87,18 @@ impl GroupHostError {
 }
 
 /// Raft timing. Heartbeats every 100 ms, elections after 0.5–1 s of silence: quick
-/// fail-over without flapping on a loaded machine.
+/// fail-over without flapping on a loaded machine. Snapshots go out in chunks of
+/// [`SNAPSHOT_CHUNK_BYTES`], each chunk within 1.5 s (`soft_ttl` of the 2 s
+/// `install_snapshot_timeout`; the last chunk also gets the install time, see
+/// `snapshot_transfer`).
 pub fn raft_config(cluster_id: &str) -> Result<Arc<Config>, GroupHostError> {
     let cfg = Config {
         cluster_name: cluster_id.to_string(),
         heartbeat_interval: 100,
         election_timeout_min: 500,
         election_timeout_max: 1000,
+        install_snapshot_timeout: 2000,
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES as u64,
         ..Config::default()
     };
     cfg.validate()
@@ -133,11 +139,22 @@ where
         cluster_id: &str,
         disk: Arc<dyn Disk>,
     ) -> Result<Self, GroupHostError> {
+        Self::with_raft_config(node_id, cluster_id, disk, raft_config(cluster_id)?)
+    }
+
+    /// Like [`GroupHost::new`] with another Raft config (tests: a tiny snapshot chunk
+    /// size, snapshot policies).
+    pub fn with_raft_config(
+        node_id: u64,
+        cluster_id: &str,
+        disk: Arc<dyn Disk>,
+        config: Arc<Config>,
+    ) -> Result<Self, GroupHostError> {
         Ok(Self {
             node_id,
             cluster_id: cluster_id.to_string(),
             disk,
-            config: raft_config(cluster_id)?,
+            config,
             channels: Channels::default(),
             registry: Arc::new(RaftRegistry::default()),
             machines: std::sync::Mutex::new(BTreeMap::new()),

@@ -14,6 +14,8 @@ pub mod redb_disk;
 pub mod runtime;
 pub mod service;
 pub mod sm_store;
+pub mod snapshot_receiver;
+pub mod snapshot_transfer;
 pub mod state_machine;
 pub mod types;
 pub mod wire;
@@ -24,5 +26,7 @@ mod client_test;
 mod group_host_test;
 #[cfg(test)]
 mod service_test;
+#[cfg(test)]
+mod snapshot_transfer_test;
 #[cfg(test)]
 mod store_test;

@@ -5,13 +5,18 @@
 //!
 //! `pre_vote` is sent over the network (openraft's default grants every pre-vote, which
 //! would defeat its purpose of keeping a partitioned node from disrupting the cluster).
+//!
+//! Snapshots travel in chunks (`InstallSnapshotChunk`, protocol in
+//! [`crate::snapshot_transfer`]); the receiving side keeps its partial transfers in a
+//! [`SnapshotReceiver`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use common::ids::GroupId;
+use futures::future::Either;
 use openraft::alias::{SnapshotMetaOf, SnapshotOf, VoteOf};
 use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
@@ -19,19 +24,40 @@ use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::rt::WatchReceiver;
 use openraft::{BasicNode, Raft, RaftTypeConfig};
 use proto::raft::raft_service_client::RaftServiceClient;
 use proto::raft::raft_service_server::RaftService;
-use proto::raft::{RaftReply, RaftRequest};
+use proto::raft::{RaftReply, RaftRequest, SnapshotChunk};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::log_store::{decode, encode};
+use crate::snapshot_receiver::{IncomingChunk, Received, SnapshotLimits, SnapshotReceiver};
+use crate::snapshot_transfer::{
+    send_snapshot, SnapshotChunkReply, SnapshotSendError, SnapshotSendPlan, SNAPSHOT_CHUNK_BYTES,
+    SNAPSHOT_CHUNK_BYTES_MAX, SNAPSHOT_CHUNK_OVERHEAD_MAX,
+};
 
-/// Largest Raft message accepted (a whole snapshot travels in one message today).
+/// Largest Raft message accepted, in both directions of every `RaftService` call.
+///
+/// No snapshot depends on it any more: snapshots travel in chunks of at most
+/// [`SNAPSHOT_CHUNK_BYTES_MAX`] plus a small header (checked below at compile time). What
+/// it bounds is AppendEntries. openraft batches up to `max_payload_entries` (300) entries
+/// into one message with no byte limit, and one entry can be as large as the largest
+/// command: a command arrives through the MetaService, whose messages are capped at
+/// `service::META_MESSAGE_BYTES_MAX` (64 MiB: the version record of a very large object
+/// lists every stripe), while inline object bodies are at most 64 KiB (the gateway's
+/// `INLINE_MAX_BYTES_LIMIT`). An AppendEntries over the limit would be refused on every
+/// retry and wedge replication to that follower for good, so the limit stays at four of
+/// the largest commands rather than at what typical batches (kilobytes) need.
 pub const RAFT_MESSAGE_BYTES_MAX: usize = 256 << 20;
+
+const _: () =
+    assert!(SNAPSHOT_CHUNK_BYTES_MAX + SNAPSHOT_CHUNK_OVERHEAD_MAX <= RAFT_MESSAGE_BYTES_MAX);
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES <= SNAPSHOT_CHUNK_BYTES_MAX);
 
 /// The Raft instances this process hosts, by group.
 pub struct RaftRegistry<C: RaftTypeConfig, SM: openraft::storage::RaftStateMachine<C>> {
@@ -90,6 +116,9 @@ where
 pub struct RaftGrpc<C: RaftTypeConfig, SM: openraft::storage::RaftStateMachine<C>> {
     registry: Arc<RaftRegistry<C, SM>>,
     cluster_id: String,
+    /// Partial incoming snapshot transfers, one per group at most.
+    snapshots: Arc<Mutex<SnapshotReceiver<C>>>,
+    clock: common::env::Clock,
 }
 
 impl<C, SM> RaftGrpc<C, SM>
@@ -101,18 +130,35 @@ where
         Self {
             registry,
             cluster_id,
+            snapshots: Arc::new(Mutex::new(SnapshotReceiver::default())),
+            clock: common::env::Clock::new(),
         }
     }
 
+    /// Replaces the bounds on incoming snapshot transfers (tests).
+    pub fn with_snapshot_limits(mut self, limits: SnapshotLimits) -> Self {
+        self.snapshots = Arc::new(Mutex::new(SnapshotReceiver::new(limits)));
+        self
+    }
+
+    /// The incoming snapshot transfers (tests read its stats after the service moved
+    /// into the server).
+    pub fn snapshot_receiver(&self) -> Arc<Mutex<SnapshotReceiver<C>>> {
+        Arc::clone(&self.snapshots)
+    }
+
     fn raft(&self, req: &RaftRequest) -> Result<Raft<C, SM>, Status> {
-        if req.cluster_id != self.cluster_id {
-            tracing::warn!(theirs = %req.cluster_id, ours = %self.cluster_id, "raft message from another cluster refused");
+        self.raft_of(&req.cluster_id, req.group_id)
+    }
+
+    fn raft_of(&self, cluster_id: &str, group: u64) -> Result<Raft<C, SM>, Status> {
+        if cluster_id != self.cluster_id {
+            tracing::warn!(theirs = %cluster_id, ours = %self.cluster_id, "raft message from another cluster refused");
             return Err(Status::failed_precondition(format!(
                 "wrong cluster: this node belongs to cluster {:?}, the sender to {:?}",
-                self.cluster_id, req.cluster_id
+                self.cluster_id, cluster_id
             )));
         }
-        let group = req.group_id;
         self.registry
             .get(GroupId(group))
             .ok_or_else(|| Status::not_found(format!("group {group} is not hosted here")))
@@ -165,19 +211,54 @@ where
         reply(&raft.append_entries(rpc).await)
     }
 
-    async fn install_snapshot(
+    async fn install_snapshot_chunk(
         &self,
-        req: Request<RaftRequest>,
+        req: Request<SnapshotChunk>,
     ) -> Result<Response<RaftReply>, Status> {
         let req = req.into_inner();
-        let raft = self.raft(&req)?;
-        let (vote, meta, data): (VoteOf<C>, SnapshotMetaOf<C>, Vec<u8>) =
-            decode(&req.payload).map_err(bad_payload)?;
-        let snapshot = SnapshotOf::<C, Vec<u8>> {
-            meta,
-            snapshot: data,
+        let raft = self.raft_of(&req.cluster_id, req.group_id)?;
+        let (vote, meta): (VoteOf<C>, SnapshotMetaOf<C>) =
+            decode(&req.header).map_err(bad_payload)?;
+        let local_vote = raft.metrics().borrow_watched().vote.clone();
+        let received = self
+            .snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .receive(
+                self.clock.now(),
+                &local_vote,
+                IncomingChunk {
+                    group: GroupId(req.group_id),
+                    transfer_id: req.transfer_id,
+                    vote,
+                    meta,
+                    total_len: req.total_len,
+                    offset: req.offset,
+                    data: &req.data,
+                    done: req.done,
+                    digest: &req.digest,
+                },
+            );
+        let answer = match received {
+            Ok(Received::Accepted { next_offset }) => {
+                SnapshotChunkReply::<C>::Accepted { next_offset }
+            }
+            Ok(Received::Complete { vote, snapshot }) => {
+                tracing::info!(group = req.group_id, bytes = req.total_len, meta = %snapshot.meta, "snapshot received, installing");
+                match raft.install_full_snapshot(vote, snapshot).await {
+                    Ok(resp) => SnapshotChunkReply::Done(resp),
+                    Err(fatal) => SnapshotChunkReply::Fatal(fatal.to_string()),
+                }
+            }
+            Err(crate::snapshot_receiver::SnapshotReceiveError::StaleVote { .. }) => {
+                SnapshotChunkReply::StaleVote(local_vote)
+            }
+            Err(e) => {
+                tracing::warn!(group = req.group_id, error = %e, "snapshot chunk refused");
+                SnapshotChunkReply::Rejected(e)
+            }
         };
-        reply(&raft.install_full_snapshot(vote, snapshot).await)
+        reply(&answer)
     }
 }
 
@@ -370,25 +451,66 @@ where
         .await
     }
 
+    /// Sends the snapshot in chunks (see [`crate::snapshot_transfer`]), giving up when
+    /// openraft cancels the replication. Each chunk has `option.soft_ttl()`, the last one
+    /// also the install time.
     async fn full_snapshot(
         &mut self,
         vote: VoteOf<C>,
         snapshot: SnapshotOf<C, Vec<u8>>,
-        _cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        let payload = encode(&(vote, snapshot.meta, snapshot.snapshot))
-            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
-        let bytes = self
-            .call(option.hard_ttl(), payload, |mut c, r| async move {
-                c.install_snapshot(r).await
-            })
-            .await
-            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
-        let res: Result<SnapshotResponse<C>, openraft::error::Fatal<C>> =
-            decode(&bytes).map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+        let client = self
+            .client
+            .clone()
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&TransportError(e))))?;
+        let plan = SnapshotSendPlan {
+            group_id: self.group.0,
+            cluster_id: self.cluster_id.clone(),
+            transfer_id: common::env::entropy_seed(),
+            chunk_bytes: option.snapshot_chunk_size().unwrap_or(SNAPSHOT_CHUNK_BYTES),
+            chunk_ttl: option.soft_ttl(),
+        };
+        let clock = common::env::Clock::new();
+        let send = send_snapshot::<C, _, _>(plan, vote, snapshot, |chunk, ttl| {
+            let mut client = client.clone();
+            let clock = clock.clone();
+            async move {
+                let resp = match clock
+                    .timeout(ttl, client.install_snapshot_chunk(chunk))
+                    .await
+                {
+                    Ok(Ok(resp)) => resp,
+                    Ok(Err(status)) => return Err(status.to_string()),
+                    Err(elapsed) => return Err(elapsed.to_string()),
+                };
+                decode::<SnapshotChunkReply<C>>(&resp.into_inner().payload)
+                    .map_err(|e| format!("malformed reply: {e}"))
+            }
+        });
+        let cancel = std::pin::pin!(cancel);
+        let send = std::pin::pin!(send);
+        let res = match futures::future::select(cancel, send).await {
+            Either::Left((closed, _)) => return Err(StreamingError::Closed(closed)),
+            Either::Right((res, _)) => res,
+        };
         res.map_err(|e| {
-            StreamingError::Unreachable(Unreachable::new(&TransportError(e.to_string())))
+            let retry_now = matches!(
+                e,
+                SnapshotSendError::Rejected { .. } | SnapshotSendError::Protocol { .. }
+            );
+            let e = TransportError(format!(
+                "snapshot of group {} to node {}: {e}",
+                self.group, self.target
+            ));
+            tracing::warn!(error = %e, "snapshot transfer failed");
+            // A refused chunk restarts the transfer at once; anything else backs off.
+            if retry_now {
+                StreamingError::Network(NetworkError::new(&e))
+            } else {
+                StreamingError::Unreachable(Unreachable::new(&e))
+            }
         })
     }
 }
