@@ -11,6 +11,9 @@
 //! # max_object_bytes = 5368709120                # single PUT / part limit (5 GiB)
 //! # stripe_data_bytes = 4194304                  # object bytes per stripe
 //! # max_clock_skew_secs = 900                    # RequestTimeTooSkewed beyond this
+//! # max_upload_secs = 3600                       # a slower PUT / part is refused
+//! #                                              # (RequestTimeout); keep it well under
+//! #                                              # the meta nodes' orphan_grace_secs
 //! # tls_cert = "/etc/shale/gateway.crt"          # HTTPS: PEM certificate chain (leaf first)
 //! # tls_key = "/etc/shale/gateway.key"           # HTTPS: PEM private key (both or neither)
 //! ```
@@ -53,6 +56,9 @@ pub struct GatewayConfig {
     pub stripe_data_bytes: usize,
     #[serde(default = "default_skew")]
     pub max_clock_skew_secs: u64,
+    /// Longest a body (PUT, part, copy) may take to write; see `DataConfig::max_upload`.
+    #[serde(default = "default_max_upload")]
+    pub max_upload_secs: u64,
     /// PEM certificate chain (leaf first): with `tls_key`, the endpoint speaks HTTPS only.
     #[serde(default)]
     pub tls_cert: Option<String>,
@@ -85,6 +91,9 @@ fn default_stripe() -> usize {
 fn default_skew() -> u64 {
     900
 }
+fn default_max_upload() -> u64 {
+    3600
+}
 
 impl GatewayConfig {
     /// A config with every default, for `shale dev` and tests.
@@ -102,8 +111,18 @@ impl GatewayConfig {
             max_object_bytes: default_max_object(),
             stripe_data_bytes: default_stripe(),
             max_clock_skew_secs: default_skew(),
+            max_upload_secs: default_max_upload(),
             tls_cert: None,
             tls_key: None,
+        }
+    }
+
+    /// The data path's settings this config decides (the rest are defaults).
+    pub fn data_config(&self) -> crate::data::DataConfig {
+        crate::data::DataConfig {
+            stripe_data_bytes: self.stripe_data_bytes,
+            max_upload: std::time::Duration::from_secs(self.max_upload_secs),
+            ..crate::data::DataConfig::default()
         }
     }
 
@@ -168,6 +187,9 @@ impl GatewayConfig {
         }
         if self.max_clock_skew_secs == 0 || self.max_clock_skew_secs > 7 * 24 * 3600 {
             return Err(invalid("max_clock_skew_secs", "must be 1..=604800".into()));
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.max_upload_secs) {
+            return Err(invalid("max_upload_secs", "must be 60..=604800".into()));
         }
         match (&self.tls_cert, &self.tls_key) {
             (None, None) => {}

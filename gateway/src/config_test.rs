@@ -14,6 +14,10 @@ fn defaults_apply() {
     assert_eq!(c.region, "us-east-1");
     assert_eq!(c.inline_max_bytes, 4096);
     assert_eq!(c.codec_params().expect("codec").total_fragments(), 12);
+    assert_eq!(c.max_upload_secs, 3600);
+    let d = c.data_config();
+    assert_eq!(d.max_upload, std::time::Duration::from_secs(3600));
+    assert_eq!(d.stripe_data_bytes, c.stripe_data_bytes);
 }
 
 #[test]
@@ -45,6 +49,7 @@ fn errors_name_the_field() {
             &format!("{GOOD}stripe_data_bytes = 1\n"),
             "stripe_data_bytes",
         ),
+        (&format!("{GOOD}max_upload_secs = 5\n"), "max_upload_secs"),
         (&format!("{GOOD}bogus = 1\n"), "bogus"),
     ];
     for (text, field) in cases {

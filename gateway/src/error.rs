@@ -106,6 +106,9 @@ pub fn meta(e: MetaClientError) -> S3Error {
 /// A data-path failure as an S3 error.
 pub fn data(e: DataError) -> S3Error {
     tracing::warn!(error = %e, "data path failed");
+    if let DataError::UploadTooLong { .. } = e {
+        return s3(S3ErrorCode::RequestTimeout, e.to_string());
+    }
     unavailable(format!("data path: {e}"), Duration::from_secs(1))
 }
 

@@ -34,6 +34,11 @@ pub struct DataConfig {
     pub connect_timeout: Duration,
     /// Fragment deletions in flight at once (`delete_stripes`, aborts). Default 32.
     pub delete_concurrency: usize,
+    /// Longest a body may take from its writer's start to its last fragment: a slower
+    /// upload is refused (`RequestTimeout`) and its fragments deleted. The orphan sweep
+    /// (`maintain.orphan_grace_secs`, default 6 h) deletes fragments unreferenced for its
+    /// grace period, so the grace must exceed this plus a commit. Default 1 h.
+    pub max_upload: Duration,
 }
 
 impl Default for DataConfig {
@@ -51,6 +56,7 @@ impl Default for DataConfig {
             blocking_codec_bytes: 256 << 10,
             connect_timeout: Duration::from_secs(3),
             delete_concurrency: 32,
+            max_upload: Duration::from_secs(3600),
         }
     }
 }

@@ -59,6 +59,14 @@ pub enum DataError {
     #[error("the stripe writer failed earlier: {0}")]
     WriterFailed(String),
 
+    /// The body took longer than `max_upload` from its writer's start to its end: its
+    /// fragments were deleted and it is not committed, because the orphan sweep may
+    /// collect fragments that stay unreferenced longer than its grace period.
+    #[error(
+        "the upload took {elapsed_secs} s, longer than the {max_secs} s a body may take          (fragments older than that may be collected as orphans)"
+    )]
+    UploadTooLong { elapsed_secs: u64, max_secs: u64 },
+
     /// A task of the data path died (panic or runtime shutdown).
     #[error("data path task failed: {0}")]
     Task(String),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use common::cluster::{ClusterMap, FragmentLocation, Placement};
 use common::codec::{new_codec, CodecParams, ErasureCodec};
-use common::env::JoinHandle;
+use common::env::{Instant, JoinHandle};
 use common::ids::{FragmentId, NodeId, StripeId};
 use meta_raft::state_machine::StripeRecord;
 
@@ -36,6 +36,8 @@ pub struct StripeWriter {
     /// Stripes of this writer alive in memory (dispatched, task not finished).
     live: Arc<AtomicUsize>,
     high_water: usize,
+    /// When the writer was created: no fragment of it is older (`max_upload`).
+    started: Instant,
 }
 
 impl std::fmt::Debug for StripeWriter {
@@ -62,7 +64,6 @@ impl StripeWriter {
     pub(crate) fn new(plane: DataPlane, params: CodecParams) -> Self {
         let codec = new_codec(params).map_err(|e| DataError::Codec(e.to_string()));
         Self {
-            plane,
             params,
             codec,
             buf: BytesMut::new(),
@@ -72,6 +73,8 @@ impl StripeWriter {
             failed: None,
             live: Arc::new(AtomicUsize::new(0)),
             high_water: 0,
+            started: plane.inner.env.clock().now(),
+            plane,
         }
     }
 
@@ -149,6 +152,22 @@ impl StripeWriter {
         }
         while !self.in_flight.is_empty() {
             self.reap_one().await?;
+        }
+        // Too old to commit safely: the orphan sweep may already count these fragments
+        // as unreferenced for long enough (its grace must exceed `max_upload`).
+        let elapsed = self
+            .plane
+            .inner
+            .env
+            .clock()
+            .now()
+            .saturating_duration_since(self.started);
+        let max = self.plane.inner.cfg.max_upload;
+        if elapsed > max {
+            return Err(DataError::UploadTooLong {
+                elapsed_secs: elapsed.as_secs(),
+                max_secs: max.as_secs(),
+            });
         }
         Ok(())
     }

@@ -249,3 +249,34 @@ fn abort_deletes_every_fragment_written() {
         cluster.shutdown().await;
     });
 }
+
+/// A body that took longer than `max_upload` is refused and its fragments deleted: the
+/// orphan sweep may already have counted them unreferenced for its grace period, so
+/// committing them could name fragments the sweep is about to delete.
+#[test]
+fn an_upload_older_than_max_upload_is_refused_and_cleaned_up() {
+    rt().block_on(async {
+        let cluster = TestCluster::start(4, 3).await;
+        let p = params(8, 4);
+        // Any time at all is too long.
+        let slow = cluster.plane(DataConfig {
+            max_upload: std::time::Duration::ZERO,
+            ..cfg()
+        });
+        let err = write_object(&slow, p, &bytes_of(2 * S + 3, 6), S)
+            .await
+            .expect_err("too old to commit");
+        assert!(
+            matches!(err, DataError::UploadTooLong { max_secs: 0, .. }),
+            "{err}"
+        );
+        assert_eq!(cluster.fragment_count().await, 0);
+        // The default (1 h) accepts the same body.
+        let plane = cluster.plane(cfg());
+        let stripes = write_object(&plane, p, &bytes_of(2 * S + 3, 6), S)
+            .await
+            .expect("put");
+        assert_eq!(stripes.len(), 3);
+        cluster.shutdown().await;
+    });
+}
