@@ -7,9 +7,10 @@
 //! written in the same transaction as the effects of the entries, so a crash can never
 //! separate "applied" from "what was applied".
 //!
-//! Snapshots serialise every table of the database (all are `&[u8] -> &[u8]`); the
-//! snapshot is held in memory, which bounds the state machine size this supports until
-//! snapshots stream (noted in ARCHITECTURE.md).
+//! Snapshots serialise every table of the database (all are `&[u8] -> &[u8]`). The image
+//! travels to followers in chunks (`snapshot_transfer.rs`), but it is built and installed
+//! in memory, which bounds a group's state machine to what one process can hold
+//! (`SNAPSHOT_BYTES_MAX`); writing it to a file would lift that.
 
 use std::fmt::Debug;
 use std::io;
