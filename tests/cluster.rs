@@ -536,6 +536,8 @@ pub struct MultiCluster {
     pub secret_key: String,
     /// `host:port` of every meta node, index i = node id i+1.
     pub meta_addrs: Vec<String>,
+    /// `host:port` of every meta node's Prometheus endpoint (`--metrics-listen`).
+    pub metrics_addrs: Vec<String>,
     pub metas: Vec<ClusterProc>,
     pub datanodes: Vec<ClusterProc>,
     pub gateways: Vec<ClusterProc>,
@@ -558,8 +560,11 @@ impl MultiCluster {
     pub async fn start_with(gateways: usize, meta_extra: &str) -> anyhow::Result<Self> {
         let tmp = TempDir::new("s3-multi");
         let dir = tmp.path().to_path_buf();
-        let block = free_port_block(NODES + 3 + gateways as u16);
+        let block = free_port_block(NODES + 6 + gateways as u16);
         let meta_addrs: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", block + i)).collect();
+        let metrics_addrs: Vec<String> = (0..3)
+            .map(|i| format!("127.0.0.1:{}", block + 3 + NODES + gateways as u16 + i))
+            .collect();
         let dn_ports: Vec<u16> = (0..NODES).map(|i| block + 3 + i).collect();
         let gateway_ports: Vec<u16> = (0..gateways as u16)
             .map(|i| block + 3 + NODES + i)
@@ -630,6 +635,7 @@ impl MultiCluster {
             access_key: format!("SHALEMC{:013}", n % 10_000_000_000_000),
             secret_key: format!("secret-{n:016x}"),
             meta_addrs,
+            metrics_addrs,
             metas: Vec::new(),
             datanodes: Vec::new(),
             gateways: Vec::new(),
@@ -674,17 +680,36 @@ impl MultiCluster {
     }
 
     fn spawn_cfg(&self, kind: &str, i: usize, cfg: &Path) -> anyhow::Result<ClusterProc> {
+        self.spawn_cfg_args(kind, i, cfg, &[])
+    }
+
+    fn spawn_cfg_args(
+        &self,
+        kind: &str,
+        i: usize,
+        cfg: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<ClusterProc> {
         let name = format!("{kind}-{}", i + 1);
+        let cfg = cfg.display().to_string();
+        let mut args = vec![kind, "--config", &cfg];
+        args.extend_from_slice(extra);
         ClusterProc::spawn(
             &name,
-            &sargs(&[kind, "--config", &cfg.display().to_string()]),
+            &sargs(&args),
             &self.dir.join("logs").join(format!("{name}.log")),
             None,
         )
     }
 
     fn spawn_meta(&self, i: usize) -> anyhow::Result<ClusterProc> {
-        self.spawn_cfg("meta", i, &self.meta_cfgs[i])
+        let metrics = self.metrics_addrs[i].clone();
+        self.spawn_cfg_args(
+            "meta",
+            i,
+            &self.meta_cfgs[i],
+            &["--metrics-listen", &metrics],
+        )
     }
 
     fn spawn_datanode(&self, i: usize) -> anyhow::Result<ClusterProc> {

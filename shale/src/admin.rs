@@ -48,10 +48,26 @@ pub struct AdminArgs {
     pub cmd: AdminCommand,
 }
 
+/// Flags of `shale admin status`: the failure rates the durability estimate assumes
+/// (everything else it measures).
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Failures per year of a disk or data node: "2%" or "0.02".
+    #[arg(long, default_value = "2%", value_parser = parse_rate_arg)]
+    pub afr: f64,
+    /// Losses per year of a whole rack (power, switch): "1%" or "0.01".
+    #[arg(long, default_value = "1%", value_parser = parse_rate_arg)]
+    pub rack_afr: f64,
+}
+
+fn parse_rate_arg(s: &str) -> Result<f64, String> {
+    placement::durability::parse_rate(s).map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
-    /// Data nodes and metadata groups of the cluster.
-    Status,
+    /// Data nodes and metadata groups of the cluster, and its durability estimate.
+    Status(StatusArgs),
     /// S3 access keys.
     Key {
         #[command(subcommand)]
@@ -191,7 +207,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("connecting to the metadata plane at {}", seeds.join(",")))?;
     let out = match args.cmd {
-        AdminCommand::Status => status(&client, &cluster_id).await?,
+        AdminCommand::Status(a) => status(&client, &cluster_id, &a).await?,
         AdminCommand::Key { cmd } => key(&client, cmd).await?,
         AdminCommand::Meta { cmd } => meta(&client, cmd).await?,
         AdminCommand::Node { cmd } => node_cmd(&client, cmd).await?,
@@ -230,7 +246,11 @@ fn seeds(flag: &[String], env: Option<String>) -> anyhow::Result<Vec<String>> {
 
 // ---- status ----
 
-async fn status(client: &MetaClient, cluster_id: &str) -> anyhow::Result<String> {
+async fn status(
+    client: &MetaClient,
+    cluster_id: &str,
+    args: &StatusArgs,
+) -> anyhow::Result<String> {
     let now_ms = Clock::new().unix_ms();
     let nodes = client.nodes().await.context("reading the cluster map")?;
     let map = client
@@ -291,7 +311,101 @@ async fn status(client: &MetaClient, cluster_id: &str) -> anyhow::Result<String>
         ],
         &rows,
     ));
+    let inputs = live_inputs(client, &nodes).await?;
+    out.push_str(&crate::durability_live::report(
+        &inputs,
+        crate::durability_live::Assumptions {
+            afr: args.afr,
+            rack_afr: args.rack_afr,
+        },
+    ));
     Ok(out)
+}
+
+/// Most stripes of one group the durability estimate looks at.
+const STRIPE_SAMPLE_PER_GROUP: u64 = 10_000;
+
+/// What the live durability estimate needs: stripe classes from the placements, the
+/// fullest node and rack, and the repair loops' settings and rates (one report per
+/// distinct meta node leading an object group).
+async fn live_inputs(
+    client: &MetaClient,
+    nodes: &[NodeRecord],
+) -> anyhow::Result<crate::durability_live::LiveInputs> {
+    use crate::durability_live::{LiveInputs, RateSource, StripeClass};
+    use std::collections::BTreeMap;
+
+    let rack_of: BTreeMap<NodeId, _> = nodes.iter().map(|n| (n.info.id, &n.info.rack)).collect();
+    let mut rack_bytes: BTreeMap<_, u64> = BTreeMap::new();
+    let mut fullest_node_bytes = 0u64;
+    for n in nodes {
+        let used: u64 = n.info.disks.iter().map(|d| d.used_bytes).sum();
+        fullest_node_bytes = fullest_node_bytes.max(used);
+        *rack_bytes.entry(&n.info.rack).or_default() += used;
+    }
+    let mut inputs = LiveInputs {
+        racks: rack_bytes.len() as u32,
+        fullest_node_bytes,
+        fullest_rack_bytes: rack_bytes.values().copied().max().unwrap_or(0),
+        sampled_all: true,
+        ..LiveInputs::default()
+    };
+    let mut reports = BTreeMap::new();
+    for group in client.object_groups().await.context("listing groups")? {
+        // A leaderless group reports nothing now; the others still give an estimate.
+        if let Ok(Some(r)) = client.maintain_status(group).await {
+            reports.insert(r.node_id, r);
+        }
+        let mut after = None;
+        let mut seen = 0u64;
+        loop {
+            let page = client
+                .list_stripes(group, after, 1000)
+                .await
+                .with_context(|| format!("listing the stripes of group {group}"))?;
+            after = page.stripes.last().map(|s| s.id);
+            for s in &page.stripes {
+                let mut per_rack: BTreeMap<_, u32> = BTreeMap::new();
+                for loc in &s.placement {
+                    *per_rack.entry(rack_of.get(&loc.node)).or_default() += 1;
+                }
+                let class = StripeClass {
+                    k: s.codec.data_fragments() as u32,
+                    m: s.codec.parity_fragments() as u32,
+                    per_rack: per_rack.values().copied().max().unwrap_or(0),
+                };
+                *inputs.classes.entry(class).or_default() += 1;
+            }
+            seen += page.stripes.len() as u64;
+            if !page.is_truncated || after.is_none() {
+                break;
+            }
+            if seen >= STRIPE_SAMPLE_PER_GROUP {
+                inputs.sampled_all = false;
+                break;
+            }
+        }
+        inputs.sampled += seen;
+    }
+    let mut measured_all = !reports.is_empty();
+    for r in reports.values() {
+        inputs.detect_secs = inputs.detect_secs.max(r.settings.dead_after_secs);
+        if !r.settings.repair {
+            continue;
+        }
+        if r.repair.repaired_bytes > 0 && r.repair.rate_bytes_per_sec > 0 {
+            inputs.repair_rate += r.repair.rate_bytes_per_sec as f64;
+        } else {
+            measured_all = false;
+            inputs.repair_rate += r.settings.repair_bytes_per_sec as f64;
+        }
+    }
+    inputs.rate_source = if measured_all {
+        RateSource::Measured
+    } else {
+        RateSource::Budget
+    };
+    Ok(inputs)
 }
 
 fn node_row(n: &NodeRecord, now_ms: u64) -> Vec<String> {

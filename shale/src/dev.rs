@@ -13,7 +13,7 @@ use common::cluster::{DiskInfo, DiskState, NodeInfo, NodeState};
 use common::env::{Disk, Env, RealDisk};
 use common::ids::{DiskId, NodeId, RackId};
 use datanode::{Datanode, StoreConfig};
-use gateway::data::{DataConfig, DataPlane, MetaTopology};
+use gateway::data::{DataPlane, MetaTopology};
 use gateway::GatewayConfig;
 use meta_raft::client::MetaClient;
 use meta_raft::config::{MaintainConfig, MemberConfig, MetaConfig};
@@ -187,11 +187,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("starting meta node {}", m.node_id))?;
         // Failure detector and GC, acting where this node leads (stopped when dropped).
-        maintainers.push(maintain::Maintainer::start(
-            &env,
-            Arc::clone(node.host()),
-            maintain,
-        ));
+        let mut maintainer = maintain::Maintainer::start(&env, Arc::clone(node.host()), maintain);
+        maintainer.publish_to(node.maintain_report());
+        maintainers.push(maintainer);
         println!("  meta     {}  grpc://{}", m.node_id, m.addr);
         let mut stop = stop_tx.subscribe();
         metas.push(env.spawn("dev-meta", async move {
@@ -315,10 +313,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut gw_cfg = GatewayConfig::new(DEV_CLUSTER_ID, &args.listen.to_string(), seeds);
     gw_cfg.tls_cert = args.tls_cert.as_ref().map(|p| p.display().to_string());
     gw_cfg.tls_key = args.tls_key.as_ref().map(|p| p.display().to_string());
-    let data_cfg = DataConfig {
-        stripe_data_bytes: gw_cfg.stripe_data_bytes,
-        ..DataConfig::default()
-    };
+    let data_cfg = gw_cfg.data_config();
     let topology = Arc::new(MetaTopology::new(meta.clone(), env.fork()));
     let data = DataPlane::new(env.fork(), data_cfg, topology);
     let gw = gateway::Gateway::new(env.fork(), meta.clone(), data, gw_cfg)

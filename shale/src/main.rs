@@ -14,7 +14,9 @@ mod admin;
 mod bench;
 mod dev;
 mod durability_cmd;
+mod durability_live;
 mod meta_bench;
+mod metrics;
 mod register;
 mod repair_cmd;
 
@@ -42,11 +44,17 @@ enum Command {
     /// Metadata-plane throughput (commits/s, barrier reads/s, listing) against running
     /// meta nodes, through the gateway's client path.
     BenchMeta(meta_bench::MetaBenchArgs),
+    /// Measuring steps of scripts/bench-repair.sh: victim choice, repair after kill -9,
+    /// scrub rate.
+    BenchRepair(bench::repair::BenchRepairArgs),
     /// Run one meta node (Raft groups of the metadata plane) from a TOML config.
     Meta {
         /// Path to the meta node's TOML config (see meta-raft/src/config.rs).
         #[arg(long)]
         config: PathBuf,
+        /// Serve Prometheus metrics on this address (GET /metrics), e.g. 127.0.0.1:9464.
+        #[arg(long)]
+        metrics_listen: Option<String>,
     },
     /// Run one S3 gateway (stateless; talks to meta and data nodes) from a TOML config.
     Gateway {
@@ -68,7 +76,11 @@ fn main() -> anyhow::Result<()> {
     // cluster shares one terminal, and peers starting up are expected to be unreachable
     // for a moment). Servers log at info. RUST_LOG overrides both.
     let default_filter = match cli.command {
-        Command::Dev(_) | Command::Admin(_) | Command::Bench(_) | Command::BenchMeta(_) => "error",
+        Command::Dev(_)
+        | Command::Admin(_)
+        | Command::Bench(_)
+        | Command::BenchMeta(_)
+        | Command::BenchRepair(_) => "error",
         _ => "info,openraft=warn",
     };
     tracing_subscriber::fmt()
@@ -89,14 +101,18 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(args) => bench::run(args).await,
             Command::Durability(args) => durability_cmd::run(args),
             Command::BenchMeta(args) => meta_bench::run(args).await,
+            Command::BenchRepair(args) => bench::repair::run(args).await,
             Command::Datanode { config } => run_datanode(config).await,
-            Command::Meta { config } => run_meta(config).await,
+            Command::Meta {
+                config,
+                metrics_listen,
+            } => run_meta(config, metrics_listen).await,
             Command::Gateway { config } => run_gateway(config).await,
         }
     })
 }
 
-async fn run_meta(path: PathBuf) -> anyhow::Result<()> {
+async fn run_meta(path: PathBuf, metrics_listen: Option<String>) -> anyhow::Result<()> {
     let cfg = meta_raft::config::MetaConfig::load(&path)?;
     let disk = common::env::RealDisk::open(&cfg.data_dir)
         .with_context(|| format!("opening data_dir {}", cfg.data_dir.display()))?;
@@ -105,11 +121,23 @@ async fn run_meta(path: PathBuf) -> anyhow::Result<()> {
         .await
         .context("starting the meta node")?;
     // Failure detector and GC for the groups this node leads (stopped when dropped).
-    let _maintainer = maintain::Maintainer::start(
+    let mut maintainer = maintain::Maintainer::start(
         &Env::from_entropy(),
         Arc::clone(node.host()),
         cfg.maintain.clone(),
     );
+    maintainer.publish_to(node.maintain_report());
+    if let Some(addr) = metrics_listen {
+        let slot = node.maintain_report().clone();
+        let host = Arc::clone(node.host());
+        let id = cfg.node_id;
+        let bound = metrics::serve(&addr, move || {
+            let groups = meta_raft::group_status::GroupStatus::local_all(&host);
+            metrics::render(id, slot.report().as_ref(), &groups)
+        })
+        .await?;
+        println!("shale meta {id}: metrics on http://{bound}/metrics");
+    }
     tracing::info!(node = cfg.node_id, cluster = %cfg.cluster_id, addr = %cfg.listen, groups = cfg.object_groups + 1, "meta node serving");
     println!("shale meta {} listening on {}", cfg.node_id, cfg.listen);
     node.serve(common::env::shutdown_signal())
@@ -138,10 +166,7 @@ async fn run_gateway(path: PathBuf) -> anyhow::Result<()> {
     )
     .await
     .context("connecting to the metadata plane")?;
-    let data_cfg = gateway::data::DataConfig {
-        stripe_data_bytes: cfg.stripe_data_bytes,
-        ..gateway::data::DataConfig::default()
-    };
+    let data_cfg = cfg.data_config();
     let topology = Arc::new(gateway::data::MetaTopology::new(meta.clone(), env.fork()));
     let data = gateway::data::DataPlane::new(env.fork(), data_cfg, topology);
     let gw = gateway::Gateway::new(env.fork(), meta, data, cfg)

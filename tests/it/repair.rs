@@ -160,6 +160,77 @@ async fn a_dead_datanodes_fragments_are_rebuilt_by_the_rack_rule() {
         "{status}"
     );
     assert!(status.contains("UNRECOVERABLE 0 stripes"), "{status}");
+
+    // The leaders' own reports (`MaintainStatus`): the settings they run with, and
+    // between them at least every fragment the dead node held rebuilt.
+    let mut reports = BTreeMap::new();
+    for g in meta.object_groups().await.expect("groups") {
+        let r = meta
+            .maintain_status(g)
+            .await
+            .expect("maintain status")
+            .expect("the leader runs the maintenance loops");
+        assert_eq!(r.settings.dead_after_secs, 20, "{r:?}");
+        reports.insert(r.node_id, r);
+    }
+    let rebuilt: u64 = reports.values().map(|r| r.repair.repaired_fragments).sum();
+    assert!(
+        rebuilt >= held as u64,
+        "{rebuilt} fragments rebuilt, {held} lost"
+    );
+
+    // The same counters on every meta node's Prometheus endpoint.
+    let mut scraped = 0u64;
+    for addr in &c.metrics_addrs {
+        let text = scrape(addr).await;
+        assert!(
+            text.contains("shale_maintain_loops_running{node="),
+            "{text}"
+        );
+        scraped += metric_sum(&text, "shale_repair_fragments_total");
+    }
+    assert!(scraped >= rebuilt, "{scraped} scraped, {rebuilt} reported");
+
+    // `shale admin status` estimates durability from the placements (8+4 across 4
+    // racks) and a repair time of the 20 s detection plus the rebuild.
+    let status = c.admin(&["status"]);
+    assert!(status.contains("\nDURABILITY (markov model"), "{status}");
+    assert!(
+        status.contains("repair: detection 20 s + rebuild"),
+        "{status}"
+    );
+    assert!(
+        status.contains(&format!("stripes: {repaired} (all)")),
+        "{status}"
+    );
+    assert!(
+        status.contains("8+4 with at most ") && status.contains(" nines (independent failures)"),
+        "{status}"
+    );
+    assert!(!status.contains("WARNING"), "{status}");
+}
+
+/// `GET /metrics` from a meta node's Prometheus endpoint (the body).
+async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: shale\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("response");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+/// The sum of every sample of `name` in an exposition text.
+fn metric_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,7 @@
 //! run fails (exit status 1) if any GET returned wrong bytes.
 
 mod content;
+pub mod repair;
 mod report;
 mod size_dist;
 mod worker;
