@@ -355,7 +355,7 @@ impl<'t> Applier<'t> {
                 check_version_id(&draft.version_id)?;
                 if let Some(existing) = self.version(ok, &draft.version_id)? {
                     let same = !existing.is_delete_marker
-                        && existing.body == draft.body
+                        && existing.body.same_data(&draft.body)
                         && existing.etag == draft.etag;
                     if !same {
                         return Err(Reason::VersionIdConflict.into());
@@ -431,8 +431,31 @@ impl<'t> Applier<'t> {
             if owner.is_some_and(|o| !allowed(&o)) {
                 return Err(Reason::StripeInUse(s.id).into());
             }
+            if self.queued_for_gc(s)? {
+                return Err(Reason::StripeInUse(s.id).into());
+            }
         }
         Ok(())
+    }
+
+    /// Whether a fragment of `s` at its location in `s.placement` waits in the GC queue
+    /// (a stripe released by an overwrite, delete or abort, or a fragment repair moved
+    /// away). A command bringing it — a delayed duplicate of the write that first
+    /// stored it — must not reference it again: the GC worker would delete it.
+    fn queued_for_gc(&self, s: &StripeRecord) -> Result<bool, ApplyError> {
+        let prefix = s.id.to_bytes();
+        let end = keys::prefix_successor(&prefix);
+        for (_, value) in tables::rows_in(&self.t.gc_by_stripe, &prefix, end.as_deref())? {
+            let queued: Vec<GcFragment> = tables::decode(tables::GC_BY_STRIPE_NAME, &value)?;
+            if queued.iter().any(|q| {
+                s.placement
+                    .get(usize::from(q.index))
+                    .is_some_and(|loc| *loc == q.location)
+            }) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     // ---- buckets ----
@@ -774,14 +797,15 @@ pub(crate) fn bare_etag(etag: &str) -> &str {
 }
 
 /// Whether `existing` is the version `draft` would create: the same write applied
-/// before (a retry). Stripe bodies are unique per write (fresh stripe ids); an inline
+/// before (a retry). Stripe bodies are unique per write (fresh stripe ids; repair may
+/// have moved fragments since, so placements are not compared); an inline
 /// body also matches on creation time, owner, metadata and checksums, so only a
 /// byte-identical write by the same user in the same millisecond — which leaves the same
 /// object — could be taken for a retry.
 fn same_write(existing: &VersionRecord, draft: &VersionRecord) -> bool {
     !existing.is_delete_marker
         && existing.version_id == draft.version_id
-        && existing.body == draft.body
+        && existing.body.same_data(&draft.body)
         && existing.etag == draft.etag
         && existing.size == draft.size
         && existing.created_ms == draft.created_ms

@@ -236,6 +236,20 @@ impl Applier<'_> {
         }
         let pk = keys::part_key(&c.upload_id, c.part_number);
         let old: Option<PartRecord> = tables::get(&self.t.parts, tables::PARTS_NAME, &pk)?;
+        // A retry of the command that recorded this part (same stripes; repair may have
+        // moved fragments since): nothing changes. Writing its placement again would
+        // point at old copies the GC queue holds and drop the repaired ones.
+        if old.as_ref().is_some_and(|o| {
+            o.etag == etag
+                && o.size == c.size
+                && o.stripes.len() == c.stripes.len()
+                && o.stripes
+                    .iter()
+                    .zip(&c.stripes)
+                    .all(|(a, b)| a.id == b.id && a.data_len == b.data_len)
+        }) {
+            return Ok(Response::PartRecorded);
+        }
         self.check_new_stripes(upload.codec, &c.stripes, |owner| {
             matches!(owner, StripeOwner::Part { upload_id, part_number }
                 if *upload_id == c.upload_id && *part_number == c.part_number)

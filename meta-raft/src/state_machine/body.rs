@@ -66,6 +66,52 @@ impl ObjectBody {
         }
     }
 
+    /// Whether `other` holds the same data as `self`: equal but for where the stripes'
+    /// fragments are (repair may have moved them since). Stripe ids are unique per
+    /// write, so a command bringing a body with the same stripes is a retry of the write
+    /// that stored this one.
+    pub fn same_data(&self, other: &ObjectBody) -> bool {
+        fn same(a: &[StripeRecord], b: &[StripeRecord]) -> bool {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x.id == y.id && x.data_len == y.data_len)
+        }
+        match (self, other) {
+            (ObjectBody::Inline(a), ObjectBody::Inline(b)) => a == b,
+            (
+                ObjectBody::Stripes {
+                    codec: ca,
+                    stripes: a,
+                },
+                ObjectBody::Stripes {
+                    codec: cb,
+                    stripes: b,
+                },
+            ) => ca == cb && same(a, b),
+            (
+                ObjectBody::Multipart {
+                    codec: ca,
+                    parts: a,
+                },
+                ObjectBody::Multipart {
+                    codec: cb,
+                    parts: b,
+                },
+            ) => {
+                ca == cb
+                    && a.len() == b.len()
+                    && a.iter().zip(b).all(|(x, y)| {
+                        x.part_number == y.part_number
+                            && x.size == y.size
+                            && x.etag == y.etag
+                            && same(&x.stripes, &y.stripes)
+                    })
+            }
+            _ => false,
+        }
+    }
+
     /// The erasure code of the stripes (`None` for inline bytes).
     pub fn codec(&self) -> Option<CodecParams> {
         match self {

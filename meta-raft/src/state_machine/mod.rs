@@ -93,6 +93,8 @@ pub use version::{ObjectMeta, VersionRecord, NULL_VERSION_ID};
 #[cfg(test)]
 mod determinism_test;
 #[cfg(test)]
+mod gc_property_test;
+#[cfg(test)]
 mod gc_test;
 #[cfg(test)]
 mod keys_test;
