@@ -264,7 +264,17 @@ impl GcWorker {
             return Ok(false);
         }
         let n = ids.len();
-        match self.local.write(group, Command::GcAck { ids }).await? {
+        match self
+            .local
+            .write(
+                group,
+                Command::GcAck {
+                    ids,
+                    at_ms: self.local.wall_ms(),
+                },
+            )
+            .await?
+        {
             Response::GcAcked { removed } => {
                 self.count(|s| s.entries_acked += u64::from(removed));
                 tracing::info!(%group, entries = n, removed, "gc acknowledged entries");

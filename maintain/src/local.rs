@@ -47,6 +47,11 @@ impl LocalGroups {
         }
     }
 
+    /// This node's wall clock, unix ms (stamped into commands that record a time).
+    pub fn wall_ms(&self) -> u64 {
+        self.clock.unix_ms()
+    }
+
     pub fn node_id(&self) -> u64 {
         self.host.node_id()
     }

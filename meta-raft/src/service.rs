@@ -1111,7 +1111,16 @@ impl MetaService for MetaGrpc {
         let group = GroupId(m.group_id);
         self.object_group(group)?;
         let ids = m.ids.iter().map(GcId::from).collect();
-        match self.write(group, Command::GcAck { ids }).await? {
+        match self
+            .write(
+                group,
+                Command::GcAck {
+                    ids,
+                    at_ms: self.clock.unix_ms(),
+                },
+            )
+            .await?
+        {
             SmResponse::GcAcked { removed } => Ok(Response::new(pb::GcAckResponse { removed })),
             other => Err(bad_response(group, "gc-ack", &other)),
         }

@@ -28,6 +28,11 @@ use super::version::{VersionRecord, NULL_VERSION_ID};
 /// The longest key S3 accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 1024;
 
+/// How long a GC tombstone (`sm_collected`) is kept after the acknowledgement: 1 day.
+pub const COLLECTED_RETENTION_MS: u64 = 24 * 3600 * 1000;
+/// Most tombstones one `GcAck` prunes (bounds the apply work; the rest go later).
+pub const COLLECTED_PRUNE_MAX: usize = 1024;
+
 /// Applies `cmd`, the Raft log entry at `log_index`, inside `txn`.
 ///
 /// `Ok(Response::Rejected(_))` is a business outcome and leaves the tables untouched;
@@ -58,7 +63,7 @@ pub fn apply(
         Command::RecordPart(c) => a.record_part(c),
         Command::CompleteMultipartUpload(c) => a.complete_upload(c),
         Command::AbortMultipartUpload(c) => a.abort_upload(c),
-        Command::GcAck { ids } => a.gc_ack(ids),
+        Command::GcAck { ids, at_ms } => a.gc_ack(ids, *at_ms),
         Command::Root(_) => unreachable!("handled above"),
     };
     match result {
@@ -115,6 +120,8 @@ pub(crate) enum Tbl {
     Stripes,
     Gc,
     GcByStripe,
+    Collected,
+    CollectedByTime,
     Completed,
     CompletedByVersion,
 }
@@ -132,6 +139,8 @@ impl Tbl {
             Tbl::Stripes => tables::STRIPES_NAME,
             Tbl::Gc => tables::GC_NAME,
             Tbl::GcByStripe => tables::GC_BY_STRIPE_NAME,
+            Tbl::Collected => tables::COLLECTED_NAME,
+            Tbl::CollectedByTime => tables::COLLECTED_BY_TIME_NAME,
             Tbl::Completed => tables::COMPLETED_NAME,
             Tbl::CompletedByVersion => tables::COMPLETED_BY_VERSION_NAME,
         }
@@ -179,6 +188,8 @@ impl<'t> Applier<'t> {
             Tbl::Stripes => &mut self.t.stripes,
             Tbl::Gc => &mut self.t.gc,
             Tbl::GcByStripe => &mut self.t.gc_by_stripe,
+            Tbl::Collected => &mut self.t.collected,
+            Tbl::CollectedByTime => &mut self.t.collected_by_time,
             Tbl::Completed => &mut self.t.completed,
             Tbl::CompletedByVersion => &mut self.t.completed_by_version,
         }
@@ -439,13 +450,15 @@ impl<'t> Applier<'t> {
     }
 
     /// Whether a fragment of `s` at its location in `s.placement` waits in the GC queue
-    /// (a stripe released by an overwrite, delete or abort, or a fragment repair moved
-    /// away). A command bringing it — a delayed duplicate of the write that first
+    /// or was deleted by the GC (a tombstone in `sm_collected`): a stripe released by an
+    /// overwrite, delete or abort, or a fragment repair moved away. A command bringing it — a delayed duplicate of the write that first
     /// stored it — must not reference it again: the GC worker would delete it.
     fn queued_for_gc(&self, s: &StripeRecord) -> Result<bool, ApplyError> {
         let prefix = s.id.to_bytes();
         let end = keys::prefix_successor(&prefix);
-        for (_, value) in tables::rows_in(&self.t.gc_by_stripe, &prefix, end.as_deref())? {
+        let queued = tables::rows_in(&self.t.gc_by_stripe, &prefix, end.as_deref())?;
+        let collected = tables::rows_in(&self.t.collected, &prefix, end.as_deref())?;
+        for (_, value) in queued.into_iter().chain(collected) {
             let queued: Vec<GcFragment> = tables::decode(tables::GC_BY_STRIPE_NAME, &value)?;
             if queued.iter().any(|q| {
                 s.placement
@@ -736,18 +749,48 @@ impl<'t> Applier<'t> {
         Ok(())
     }
 
-    fn gc_ack(&mut self, ids: &[GcId]) -> Handled {
+    fn gc_ack(&mut self, ids: &[GcId], at_ms: u64) -> Handled {
         let mut removed = 0u32;
         for id in ids {
             let entry: Option<GcEntry> =
                 tables::get(&self.t.gc, tables::GC_NAME, &keys::gc_key(*id))?;
             if let Some(entry) = entry {
+                let key = keys::gc_stripe_key(entry.stripe, *id);
                 self.del(Tbl::Gc, &keys::gc_key(*id))?;
-                self.del(Tbl::GcByStripe, &keys::gc_stripe_key(entry.stripe, *id))?;
+                self.del(Tbl::GcByStripe, &key)?;
+                // The tombstone: a delayed duplicate of the write that stored these
+                // fragments must find them gone (`queued_for_gc`), not re-reference them.
+                self.put(Tbl::Collected, &key, &entry.fragments)?;
+                let mut by_time = at_ms.to_be_bytes().to_vec();
+                by_time.extend_from_slice(&key);
+                self.put(Tbl::CollectedByTime, &by_time, &())?;
                 removed += 1;
             }
         }
+        self.prune_collected(at_ms)?;
         Ok(Response::GcAcked { removed })
+    }
+
+    /// Drops tombstones acknowledged more than [`COLLECTED_RETENTION_MS`] before `at_ms`
+    /// (at most [`COLLECTED_PRUNE_MAX`] per command, oldest first). A duplicate cannot
+    /// arrive that late: proposals are retried for seconds, and a request delayed in the
+    /// network that long has been given up by every transport.
+    fn prune_collected(&mut self, at_ms: u64) -> Result<(), ApplyError> {
+        let Some(before) = at_ms.checked_sub(COLLECTED_RETENTION_MS) else {
+            return Ok(());
+        };
+        let end = before.to_be_bytes();
+        let rows = tables::rows_up_to(
+            &self.t.collected_by_time,
+            &[],
+            Some(&end),
+            COLLECTED_PRUNE_MAX,
+        )?;
+        for (k, _) in rows {
+            self.del(Tbl::CollectedByTime, &k)?;
+            self.del(Tbl::Collected, &k[8..])?;
+        }
+        Ok(())
     }
 }
 

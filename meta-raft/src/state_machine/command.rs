@@ -199,9 +199,12 @@ pub enum Command {
     RecordPart(RecordPart),
     CompleteMultipartUpload(CompleteMultipartUpload),
     AbortMultipartUpload(AbortMultipartUpload),
-    /// Remove GC entries whose fragments the worker deleted (unknown ids are ignored).
+    /// Remove GC entries whose fragments the worker deleted (unknown ids are ignored),
+    /// keeping a tombstone of each; `at_ms` is the proposer's wall clock, which orders
+    /// the tombstones for pruning (0: unknown, nothing is pruned).
     GcAck {
         ids: Vec<GcId>,
+        at_ms: u64,
     },
     /// Cluster map, group map and access keys (root group only).
     Root(super::root::RootCommand),
@@ -227,7 +230,7 @@ impl fmt::Display for Command {
             Command::RecordPart(c) => write!(f, "record-part {} #{}", c.upload_id, c.part_number),
             Command::CompleteMultipartUpload(c) => write!(f, "complete-upload {}", c.upload_id),
             Command::AbortMultipartUpload(c) => write!(f, "abort-upload {}", c.upload_id),
-            Command::GcAck { ids } => write!(f, "gc-ack {} entries", ids.len()),
+            Command::GcAck { ids, .. } => write!(f, "gc-ack {} entries", ids.len()),
             Command::Root(c) => write!(f, "root {c:?}"),
         }
     }

@@ -146,15 +146,6 @@ struct Model {
     seen_locations: BTreeMap<(StripeId, u8), BTreeSet<FragmentLocation>>,
 }
 
-/// The stripes a command brings (with their placements).
-fn carried_stripes(cmd: &Command) -> Vec<StripeId> {
-    match cmd {
-        Command::PutObject(p) => p.body.stripes().iter().map(|s| s.id).collect(),
-        Command::RecordPart(p) => p.stripes.iter().map(|s| s.id).collect(),
-        _ => Vec::new(),
-    }
-}
-
 fn all_queued(h: &Harness) -> Vec<GcEntry> {
     gc_take(&h.read(), None, usize::MAX).expect("gc_take")
 }
@@ -373,25 +364,8 @@ impl Model {
             Op::Retry { back } => {
                 let i = self.accepted.len().checked_sub(1 + back % 10)?;
                 let cmd = self.accepted[i].clone();
-                // Assumption: a duplicate commits before the GC acknowledges the stripes
-                // it carries (the GC deletes nothing until `gc_delay_secs`, 60 s, after
-                // the release, and a proposer's retry commits within seconds). A
-                // duplicate arriving later would find no trace of its stripes and
-                // reference deleted fragments: the state machine keeps no tombstone of
-                // collected stripes (see the report of this suite's commit).
-                let referenced: BTreeSet<StripeId> = referenced_fragments(&self.h.read())
-                    .into_iter()
-                    .map(|(s, _, _)| s)
-                    .collect();
-                let collected: BTreeSet<StripeId> =
-                    self.deleted.iter().map(|(s, _, _)| *s).collect();
-                let carried = carried_stripes(&cmd);
-                if carried
-                    .iter()
-                    .any(|s| collected.contains(s) && !referenced.contains(s))
-                {
-                    return None;
-                }
+                // A duplicate may arrive at any time, even after the GC deleted the
+                // fragments it carries: the tombstones (`sm_collected`) refuse it.
                 cmd
             }
         })
@@ -437,6 +411,7 @@ impl Model {
                 acked = done.iter().map(|e| e.id).collect();
                 let cmd = Command::GcAck {
                     ids: acked.iter().copied().collect(),
+                    at_ms: 0,
                 };
                 let r = self.h.apply(&cmd);
                 self.history
@@ -580,7 +555,7 @@ fn a_retried_write_after_repair_keeps_the_repaired_placement() {
         for ack in [false, true] {
             if ack {
                 let ids = m.h.gc().iter().map(|e| e.id).collect();
-                m.h.apply(&Command::GcAck { ids });
+                m.h.apply(&Command::GcAck { ids, at_ms: 0 });
             }
             assert_eq!(m.h.apply(&first), r1, "{bucket}, acked {ack}");
             assert_eq!(
@@ -635,6 +610,52 @@ fn a_delayed_duplicate_of_a_released_write_is_refused() {
     assert_eq!(
         m.h.apply(&first),
         Response::Rejected(Reason::StripeInUse(StripeId(1)))
+    );
+    check_invariants(&m.h.read());
+}
+
+/// Even after the GC deleted the fragments and acknowledged the entry, a late duplicate
+/// of the released write is refused (the `sm_collected` tombstone); tombstones older
+/// than a day are pruned by a later acknowledgement, oldest first.
+#[test]
+fn a_duplicate_after_the_gc_collected_its_fragments_is_refused_until_pruned() {
+    use crate::state_machine::apply::COLLECTED_RETENTION_MS;
+    let mut m = Model::new();
+    let first = Command::PutObject(put("unv", "k", "v1", striped(1, 1)));
+    m.h.apply(&first);
+    m.h.apply(&Command::PutObject(put("unv", "k", "v2", striped(2, 1))));
+    let ids: Vec<GcId> = all_queued(&m.h).iter().map(|e| e.id).collect();
+    let t0 = 1_000_000_000_000;
+    assert_eq!(
+        m.h.apply(&Command::GcAck { ids, at_ms: t0 }),
+        Response::GcAcked { removed: 1 }
+    );
+    assert!(all_queued(&m.h).is_empty());
+    assert_eq!(
+        m.h.apply(&first),
+        Response::Rejected(Reason::StripeInUse(StripeId(1)))
+    );
+    // A day later another acknowledgement prunes the old tombstone.
+    m.h.apply(&Command::PutObject(put("unv", "k", "v3", striped(3, 1))));
+    let ids: Vec<GcId> = all_queued(&m.h).iter().map(|e| e.id).collect();
+    m.h.apply(&Command::GcAck {
+        ids,
+        at_ms: t0 + COLLECTED_RETENTION_MS + 1,
+    });
+    let dump = m.h.read();
+    let collected =
+        crate::state_machine::tables::open_read(&dump, crate::state_machine::tables::COLLECTED)
+            .expect("open")
+            .expect("table");
+    let keys: Vec<StripeId> = crate::state_machine::tables::rows_in(&collected, &[], None)
+        .expect("rows")
+        .into_iter()
+        .map(|(k, _)| StripeId::from_bytes(k[..16].try_into().expect("16 bytes")))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![StripeId(2)],
+        "stripe 1's tombstone pruned, 2's kept"
     );
     check_invariants(&m.h.read());
 }

@@ -120,6 +120,7 @@ fn gc_take_pages_oldest_first_and_ack_removes_entries() {
                 ordinal: 0,
             },
         ],
+        at_ms: 0,
     };
     assert_eq!(h.apply(&ack), Response::GcAcked { removed: 2 });
     assert_eq!(h.gc(), all[1..3].to_vec());
@@ -182,7 +183,7 @@ fn replace_placement_refuses_a_location_whose_old_copy_is_queued() {
     let ids: Vec<GcId> = h.gc().iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(
-        h.apply(&Command::GcAck { ids }),
+        h.apply(&Command::GcAck { ids, at_ms: 0 }),
         Response::GcAcked { removed: 2 }
     );
     assert!(gc_pending_of(&h.read(), StripeId(2)).unwrap().is_empty());

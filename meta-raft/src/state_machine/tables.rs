@@ -13,6 +13,8 @@
 //! | `sm_stripes` | stripe id (16 bytes, [`StripeId::to_bytes`]) | [`StripeOwner`] |
 //! | `sm_gc` | BE(log index) ‖ BE(ordinal) | [`GcEntry`] |
 //! | `sm_gc_by_stripe` | stripe id (16 bytes) ‖ the entry's `sm_gc` key | the entry's fragments (`Vec<GcFragment>`) |
+//! | `sm_collected` | stripe id (16 bytes) ‖ the entry's `sm_gc` key | fragments the GC deleted (`Vec<GcFragment>`): tombstones, so a delayed duplicate cannot reference them again |
+//! | `sm_collected_by_time` | BE(acknowledged at, unix ms) ‖ the `sm_collected` key | empty (pruning order) |
 //! | `sm_completed` | upload id | [`CompletedUpload`] (a completed multipart upload) |
 //! | `sm_completed_by_version` | the version's `sm_versions` key | upload id (postcard string) |
 //!
@@ -65,6 +67,12 @@ table!(PARTS, PARTS_NAME, "sm_parts");
 table!(STRIPES, STRIPES_NAME, "sm_stripes");
 table!(GC, GC_NAME, "sm_gc");
 table!(GC_BY_STRIPE, GC_BY_STRIPE_NAME, "sm_gc_by_stripe");
+table!(COLLECTED, COLLECTED_NAME, "sm_collected");
+table!(
+    COLLECTED_BY_TIME,
+    COLLECTED_BY_TIME_NAME,
+    "sm_collected_by_time"
+);
 table!(COMPLETED, COMPLETED_NAME, "sm_completed");
 table!(
     COMPLETED_BY_VERSION,
@@ -73,8 +81,10 @@ table!(
 );
 
 /// Every table of the state machine, in name order.
-pub const ALL: [Def; 12] = [
+pub const ALL: [Def; 14] = [
     BUCKETS,
+    COLLECTED,
+    COLLECTED_BY_TIME,
     COMPLETED,
     COMPLETED_BY_VERSION,
     GC,
@@ -235,6 +245,8 @@ pub struct WriteTables<'t> {
     pub stripes: Table<'t, &'static [u8], &'static [u8]>,
     pub gc: Table<'t, &'static [u8], &'static [u8]>,
     pub gc_by_stripe: Table<'t, &'static [u8], &'static [u8]>,
+    pub collected: Table<'t, &'static [u8], &'static [u8]>,
+    pub collected_by_time: Table<'t, &'static [u8], &'static [u8]>,
     pub completed: Table<'t, &'static [u8], &'static [u8]>,
     pub completed_by_version: Table<'t, &'static [u8], &'static [u8]>,
 }
@@ -253,6 +265,8 @@ impl<'t> WriteTables<'t> {
             stripes: txn.open_table(STRIPES)?,
             gc: txn.open_table(GC)?,
             gc_by_stripe: txn.open_table(GC_BY_STRIPE)?,
+            collected: txn.open_table(COLLECTED)?,
+            collected_by_time: txn.open_table(COLLECTED_BY_TIME)?,
             completed: txn.open_table(COMPLETED)?,
             completed_by_version: txn.open_table(COMPLETED_BY_VERSION)?,
         })

@@ -328,7 +328,7 @@ impl Driver {
             OpSpec::GcAck { n } => {
                 let entries = gc_take(&self.h.read(), None, *n).unwrap();
                 let ids: Vec<GcId> = entries.iter().map(|e| e.id).collect();
-                let r = self.apply(Command::GcAck { ids });
+                let r = self.apply(Command::GcAck { ids, at_ms: 0 });
                 assert_eq!(
                     r,
                     Response::GcAcked {
