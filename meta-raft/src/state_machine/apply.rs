@@ -761,9 +761,11 @@ impl<'t> Applier<'t> {
                 // The tombstone: a delayed duplicate of the write that stored these
                 // fragments must find them gone (`queued_for_gc`), not re-reference them.
                 self.put(Tbl::Collected, &key, &entry.fragments)?;
-                let mut by_time = at_ms.to_be_bytes().to_vec();
-                by_time.extend_from_slice(&key);
-                self.put(Tbl::CollectedByTime, &by_time, &())?;
+                self.put(
+                    Tbl::CollectedByTime,
+                    &keys::collected_time_key(at_ms, &key),
+                    &(),
+                )?;
                 removed += 1;
             }
         }
@@ -779,7 +781,7 @@ impl<'t> Applier<'t> {
         let Some(before) = at_ms.checked_sub(COLLECTED_RETENTION_MS) else {
             return Ok(());
         };
-        let end = before.to_be_bytes();
+        let end = keys::collected_time_bound(before);
         let rows = tables::rows_up_to(
             &self.t.collected_by_time,
             &[],

@@ -253,3 +253,17 @@ pub fn just_after(bytes: &[u8]) -> Vec<u8> {
     out.push(0);
     out
 }
+
+/// `sm_collected_by_time` key: BE(acknowledged at, ms) ‖ the `sm_collected` key.
+#[allow(clippy::big_endian_bytes)] // The key order must follow the time.
+pub fn collected_time_key(at_ms: u64, collected: &[u8]) -> Vec<u8> {
+    let mut out = at_ms.to_be_bytes().to_vec();
+    out.extend_from_slice(collected);
+    out
+}
+
+/// The first `sm_collected_by_time` key at or after `at_ms`.
+#[allow(clippy::big_endian_bytes)] // See `collected_time_key`.
+pub fn collected_time_bound(at_ms: u64) -> [u8; 8] {
+    at_ms.to_be_bytes()
+}
