@@ -7,7 +7,7 @@
 //! Faults nest: every lever counts, so two overlapping faults on one node (a crash and
 //! a rack loss) restore it only when both have ended.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,17 +22,19 @@ use gateway::client::S3Client;
 use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use meta_raft::client::MetaClient;
+use meta_raft::config::MaintainConfig;
 use meta_raft::state_machine::AccessKey;
-use meta_raft::state_machine::CurrentVersion;
+use meta_raft::state_machine::ListVersionsParams;
 use meta_raft::state_machine::ObjectBody;
+use meta_raft::state_machine::Versioning;
 
 use crate::checker::fragments::StripeHealth;
 use crate::checker::replicas::ReplicaState;
 use crate::datanode_node::SimDatanode;
 use crate::gateway_node::SimGateway;
 use crate::history::Fnv;
-use crate::meta_node::{meta_config, SimMetaNode};
-use crate::planted::{FsyncLies, MisdirectedReads, Planted};
+use crate::meta_node::{maintain_config, meta_config_with, SimMetaNode};
+use crate::planted::{FsyncLies, MisdirectedDeletes, MisdirectedReads, Planted};
 use crate::scenario::{ClusterShape, NodeRef};
 
 pub const ACCESS_KEY: &str = "SIMACCESSKEY00000001";
@@ -61,11 +63,27 @@ pub struct SimCluster {
     clogged: BTreeMap<NodeRef, u32>,
     links: BTreeMap<(NodeRef, NodeRef), u32>,
     paused: BTreeMap<NodeRef, u32>,
+    /// The rack of each data node (index as in `datanodes`).
+    rack_of: Vec<usize>,
+    /// Data nodes replaced for good (`replace_datanode`): never restarted.
+    retired: BTreeSet<usize>,
+    /// The meta nodes' addresses.
+    seeds: Vec<String>,
 }
 
 impl SimCluster {
     /// Creates every node (they start serving at once). Call `bootstrap` next.
     pub fn start(env: &Env, shape: &ClusterShape, planted: Option<Planted>) -> Self {
+        Self::start_with(env, shape, planted, maintain_config())
+    }
+
+    /// `start`, with the meta nodes' maintenance loops configured by `maintain`.
+    pub fn start_with(
+        env: &Env,
+        shape: &ClusterShape,
+        planted: Option<Planted>,
+        maintain: MaintainConfig,
+    ) -> Self {
         let lying = Arc::new(AtomicBool::new(false));
         // A lying disk's crash reverts cleanly to its last real sync (no torn writes), so
         // the planted bug loses acknowledged state without corrupting what remains.
@@ -79,7 +97,7 @@ impl SimCluster {
             .collect();
         let metas = (1..=shape.meta_nodes as u64)
             .map(|id| {
-                let config = meta_config(id, &meta_ips, shape.object_groups);
+                let config = meta_config_with(id, &meta_ips, shape.object_groups, maintain.clone());
                 if planted == Some(Planted::MetaFsyncLies) {
                     let disk = SimDisk::new(env.random_u64(), lying_faults.clone());
                     let served: Arc<dyn Disk> = FsyncLies::new(disk.clone(), lying.clone());
@@ -105,6 +123,9 @@ impl SimCluster {
                     Some(Planted::DatanodeFsyncLies) => FsyncLies::new(disk.clone(), lying.clone()),
                     Some(Planted::MisdirectedReads) => {
                         MisdirectedReads::new(disk.clone(), lying.clone())
+                    }
+                    Some(Planted::MisdirectedDeletes) => {
+                        MisdirectedDeletes::new(disk.clone(), lying.clone())
                     }
                     _ => disk.clone(),
                 };
@@ -150,12 +171,20 @@ impl SimCluster {
             clogged: BTreeMap::new(),
             links: BTreeMap::new(),
             paused: BTreeMap::new(),
+            rack_of: (0..shape.data_nodes).map(|i| i % shape.racks).collect(),
+            retired: BTreeSet::new(),
+            seeds,
         }
     }
 
     /// What an operator does once: registers the data nodes in the cluster map,
     /// creates the access key and the bucket. Bounded waits; an error names the step.
     pub async fn bootstrap(&self) -> Result<(), String> {
+        self.bootstrap_with(false).await
+    }
+
+    /// `bootstrap`; with `versioned`, versioning is then enabled on the bucket.
+    pub async fn bootstrap_with(&self, versioned: bool) -> Result<(), String> {
         let seeds: Vec<String> = self.metas.iter().map(|m| m.addr.to_string()).collect();
         let infos: Vec<NodeInfo> = self
             .datanodes
@@ -201,6 +230,13 @@ impl SimCluster {
                         .await
                     {
                         if r.status.as_u16() == 200 {
+                            if versioned {
+                                retry(50, || {
+                                    meta.set_bucket_versioning(BUCKET, Versioning::Enabled)
+                                })
+                                .await
+                                .map_err(|e| format!("enabling versioning: {e}"))?;
+                            }
                             return Ok(());
                         }
                     }
@@ -222,12 +258,120 @@ impl SimCluster {
         )
     }
 
-    /// The data nodes of a rack.
+    /// The data nodes of a rack (not the retired ones).
     pub fn rack(&self, rack: usize) -> Vec<NodeRef> {
-        (0..self.shape.data_nodes)
-            .filter(|i| i % self.shape.racks == rack)
+        (0..self.datanodes.len())
+            .filter(|&i| self.rack_of[i] == rack && !self.retired.contains(&i))
             .map(NodeRef::Data)
             .collect()
+    }
+
+    /// Data nodes that are neither retired nor powered off.
+    fn running_datanodes(&self) -> Vec<usize> {
+        (0..self.datanodes.len())
+            .filter(|&i| !self.retired.contains(&i) && !self.down.contains_key(&NodeRef::Data(i)))
+            .collect()
+    }
+
+    /// Replaces a running data node (`pick` modulo their count) for good: it loses
+    /// power and its disk, never to return; a new data node with the next id and
+    /// address joins its rack, empty, and is registered in the cluster map. Returns a
+    /// note for the fault log.
+    pub async fn replace_datanode(&mut self, pick: u64) -> String {
+        let running = self.running_datanodes();
+        if running.is_empty() {
+            return " (no running data node)".into();
+        }
+        let old = running[(pick % running.len() as u64) as usize];
+        self.power_loss(NodeRef::Data(old));
+        self.down.remove(&NodeRef::Data(old));
+        self.retired.insert(old);
+        let rack = self.rack_of[old];
+        let new = self.datanodes.len();
+        let id = NodeId(new as u64 + 1);
+        let addr = ip(&format!("10.0.3.{}", new + 1));
+        let disk = SimDisk::new(self.env.random_u64(), self.base_faults.clone());
+        let served: Arc<dyn Disk> = disk.clone();
+        let node = SimDatanode::start_on(
+            &self.env,
+            id,
+            &rack_name(rack),
+            addr,
+            vec![disk],
+            vec![served],
+            self.seeds.clone(),
+        );
+        let info = NodeInfo {
+            id,
+            rack: RackId(rack_name(rack)),
+            addr: node.addr.to_string(),
+            state: NodeState::Up,
+            disks: vec![DiskInfo {
+                id: DiskId(0),
+                state: DiskState::Healthy,
+                capacity_bytes: 1 << 30,
+                used_bytes: 0,
+            }],
+        };
+        self.datanodes.push(node);
+        self.rack_of.push(rack);
+        let seeds = self.seeds.clone();
+        let now_ms = self.env.clock().unix_ms();
+        let registered = self
+            .admin
+            .spawn(async move {
+                let meta = MetaClient::connect(seeds, "sim")
+                    .await
+                    .map_err(|e| format!("meta client: {e}"))?;
+                retry(50, || meta.register_node(&info, now_ms))
+                    .await
+                    .map_err(|e| format!("registering {}: {e}", info.id))
+            })
+            .await
+            .map_err(|e| format!("task: {e}"))
+            .and_then(|r| r);
+        let outcome = match registered {
+            Ok(()) => String::new(),
+            Err(e) => format!(", NOT registered: {e}"),
+        };
+        format!(
+            " (data-{} gone for good; data-{} joins rack-{rack}{outcome})",
+            old + 1,
+            new + 1
+        )
+    }
+
+    /// Bit rot at rest: flips `bit` of one byte of one fragment file of a running data
+    /// node, each chosen by its selector modulo the candidates. Returns a note for the
+    /// fault log.
+    pub fn rot(&self, node: u64, file: u64, offset: u64, bit: u8) -> String {
+        let running = self.running_datanodes();
+        if running.is_empty() {
+            return " (no running data node)".into();
+        }
+        let i = running[(node % running.len() as u64) as usize];
+        let disk = &self.datanodes[i].disks[0];
+        let files: Vec<String> = disk
+            .file_paths()
+            .into_iter()
+            .filter(|p| p.starts_with("frags/"))
+            .collect();
+        if files.is_empty() {
+            return format!(" (data-{} holds no fragment)", i + 1);
+        }
+        let path = &files[(file % files.len() as u64) as usize];
+        let len = disk
+            .open(path, common::env::OpenMode::Read)
+            .and_then(|f| f.len())
+            .unwrap_or(0);
+        if len == 0 {
+            return format!(" (data-{} {path} is empty)", i + 1);
+        }
+        let at = offset % len;
+        match disk.corrupt(path, at, 1 << (bit % 8)) {
+            Ok(()) => format!(" (data-{} {path} byte {at} of {len})", i + 1),
+            Err(e) => format!(" (data-{} {path}: {e})", i + 1),
+        }
     }
 
     /// Every server node (meta, data, gateway).
@@ -250,6 +394,9 @@ impl SimCluster {
     /// Power loss of `n` (a gateway simply dies: it has no disk). Nested: the node
     /// comes back when every `power_loss` has its `power_restore`.
     pub fn power_loss(&mut self, n: NodeRef) {
+        if matches!(n, NodeRef::Data(i) if self.retired.contains(&i)) {
+            return;
+        }
         let c = self.down.entry(n).or_insert(0);
         *c += 1;
         if *c == 1 {
@@ -262,6 +409,9 @@ impl SimCluster {
     }
 
     pub fn power_restore(&mut self, n: NodeRef) {
+        if matches!(n, NodeRef::Data(i) if self.retired.contains(&i)) {
+            return;
+        }
         let Some(c) = self.down.get_mut(&n) else {
             return;
         };
@@ -529,11 +679,12 @@ impl SimCluster {
         out
     }
 
-    /// The health of every stripe of the current version of keys `k0..k{keys-1}`: its
-    /// fragments stat'ed with every block verified, its placement checked against the
-    /// rack rule. From the admin node; `Err` if the metadata could not be read.
-    pub async fn stripe_health(&self, keys: usize) -> Result<Vec<StripeHealth>, String> {
-        let seeds: Vec<String> = self.metas.iter().map(|m| m.addr.to_string()).collect();
+    /// The health of every stripe of every version of the bucket (in an unversioned
+    /// bucket: each key's current version): its fragments stat'ed with every block
+    /// verified, its placement checked against the rack rule. From the admin node;
+    /// `Err` if the metadata could not be read.
+    pub async fn stripe_health(&self) -> Result<Vec<StripeHealth>, String> {
+        let seeds = self.seeds.clone();
         self.admin
             .spawn(async move {
                 let meta = MetaClient::connect(seeds, "sim")
@@ -543,14 +694,37 @@ impl SimCluster {
                     .cluster_map()
                     .await
                     .map_err(|e| format!("cluster map: {e}"))?;
-                let mut out = Vec::new();
-                for i in 0..keys {
-                    let key = crate::workload::key_name(i);
-                    let current = meta
-                        .head_object(BUCKET, &key)
+                let mut versions = Vec::new();
+                let mut params = ListVersionsParams {
+                    max_keys: 1000,
+                    ..ListVersionsParams::default()
+                };
+                loop {
+                    let page = meta
+                        .list_object_versions(BUCKET, &params)
                         .await
-                        .map_err(|e| format!("head {key}: {e}"))?;
-                    let CurrentVersion::Object(v) = current else {
+                        .map_err(|e| format!("list versions: {e}"))?;
+                    versions.extend(
+                        page.versions
+                            .into_iter()
+                            .filter(|v| !v.is_delete_marker)
+                            .map(|v| (v.key, v.version_id)),
+                    );
+                    if !page.is_truncated {
+                        break;
+                    }
+                    params.key_marker = page.next_key_marker;
+                    params.version_id_marker = page.next_version_id_marker;
+                }
+                let mut out = Vec::new();
+                let mut clients = DatanodeClients::new();
+                for (key, version_id) in versions {
+                    // Gone since the listing (nothing writes now, but be exact).
+                    let Some(v) = meta
+                        .get_version(BUCKET, &key, &version_id)
+                        .await
+                        .map_err(|e| format!("get {key} version {version_id}: {e}"))?
+                    else {
                         continue;
                     };
                     let codec = match &v.body {
@@ -567,24 +741,41 @@ impl SimCluster {
                             .err()
                             .map(|e| e.to_string());
                         let mut healthy = 0;
+                        let mut problems = Vec::new();
+                        // The fragments of a stripe are on distinct nodes: stat them at
+                        // once (results in index order).
+                        let mut stats = Vec::new();
                         for (i, loc) in stripe.placement.iter().enumerate() {
+                            let index = u8::try_from(i).unwrap_or(u8::MAX);
                             let Some(node) = map.node(loc.node) else {
+                                problems.push(format!("#{i} on {}: not in the map", loc.node));
                                 continue;
                             };
                             let id = FragmentId {
                                 stripe: stripe.id,
-                                index: u8::try_from(i).unwrap_or(u8::MAX),
+                                index,
                             };
-                            if fragment_ok(&node.addr, id, loc.disk.0).await {
-                                healthy += 1;
+                            let client = datanode_client(&mut clients, &node.addr).await;
+                            let what = format!("#{i} on {} ({:?})", loc.node, node.state);
+                            let disk = loc.disk.0;
+                            stats.push(
+                                async move { (what, fragment_status(client, id, disk).await) },
+                            );
+                        }
+                        for (what, r) in futures::future::join_all(stats).await {
+                            match r {
+                                Ok(()) => healthy += 1,
+                                Err(why) => problems.push(format!("{what}: {why}")),
                             }
                         }
                         out.push(StripeHealth {
                             key: key.clone(),
+                            version: v.version_id.clone(),
                             stripe: format!("{}", stripe.id),
                             k: codec.k,
                             m: codec.m,
                             healthy,
+                            problems,
                             placement_error,
                         });
                     }
@@ -595,27 +786,90 @@ impl SimCluster {
             .map_err(|e| format!("inspection task: {e}"))?
     }
 
+    /// `stripe_health`, repeated every second until every stripe has all `k+m`
+    /// fragments or `wait` passes (repair and scrub get that long to finish). The
+    /// inspection from the last round, and a note for the log (rounds, time, stripes
+    /// below `k+m` in each round).
+    pub async fn stripe_health_settled(
+        &self,
+        wait: Duration,
+    ) -> (Result<Vec<StripeHealth>, String>, String) {
+        let clock = self.env.clock().clone();
+        let started = clock.now();
+        let mut degraded = Vec::new();
+        loop {
+            let r = self.stripe_health().await;
+            let below = r
+                .as_ref()
+                .map_or(usize::MAX, |s| crate::checker::fragments::degraded(s));
+            degraded.push(if below == usize::MAX {
+                "?".to_owned()
+            } else {
+                below.to_string()
+            });
+            let waited = clock.now().duration_since(started);
+            if below == 0 || waited >= wait {
+                let note = format!(
+                    "{} inspections in {:.1}s, below k+m: {}",
+                    degraded.len(),
+                    waited.as_secs_f64(),
+                    degraded.join(" ")
+                );
+                return (r, note);
+            }
+            clock.sleep(Duration::from_secs(1)).await;
+        }
+    }
+
     /// Turns the planted bug on or off.
     pub fn set_lying(&self, on: bool) {
         self.lying.store(on, Ordering::Relaxed);
     }
 }
 
-/// Whether data node `addr` holds fragment `id` on `disk` and every block verifies.
-async fn fragment_ok(addr: &str, id: FragmentId, disk: u32) -> bool {
-    use proto::datanode::datanode_service_client::DatanodeServiceClient;
-    let Ok(mut c) = DatanodeServiceClient::connect(format!("http://{addr}")).await else {
-        return false;
+type DatanodeClient =
+    proto::datanode::datanode_service_client::DatanodeServiceClient<tonic::transport::Channel>;
+
+/// Connections to the data nodes for one inspection, one per address (or why it could
+/// not be opened).
+type DatanodeClients = BTreeMap<String, Result<DatanodeClient, String>>;
+
+/// The connection to `addr`, opened on first use.
+async fn datanode_client(
+    clients: &mut DatanodeClients,
+    addr: &str,
+) -> Result<DatanodeClient, String> {
+    if let Some(c) = clients.get(addr) {
+        return c.clone();
+    }
+    let connect = DatanodeClient::connect(format!("http://{addr}"));
+    let c = match madsim::time::timeout(Duration::from_secs(5), connect).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(format!("unreachable: {e}")),
+        Err(_) => Err("unreachable: connect timed out".into()),
     };
+    clients.insert(addr.to_owned(), c.clone());
+    c
+}
+
+/// Whether the data node behind `client` holds fragment `id` on `disk` with every block
+/// verified; else why not (the node's answer).
+async fn fragment_status(
+    client: Result<DatanodeClient, String>,
+    id: FragmentId,
+    disk: u32,
+) -> Result<(), String> {
+    let mut c = client?;
     let req = proto::datanode::StatFragmentRequest {
         id: Some(id.into()),
         disk,
         verify: true,
     };
-    matches!(
-        madsim::time::timeout(Duration::from_secs(5), c.stat_fragment(req)).await,
-        Ok(Ok(_))
-    )
+    match madsim::time::timeout(Duration::from_secs(5), c.stat_fragment(req)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) => Err(status.message().to_owned()),
+        Err(_) => Err("stat timed out".into()),
+    }
 }
 
 /// FNV-1a over every table of a state machine database: names, keys and values, in

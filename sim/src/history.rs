@@ -50,6 +50,13 @@ pub enum Request {
         wid: WriteId,
         len: usize,
     },
+    /// A multipart upload that uploads its part and aborts: never takes effect (its
+    /// body, with its own write id, must never be read back).
+    MultipartAbort {
+        key: String,
+        wid: WriteId,
+        len: usize,
+    },
     Get {
         key: String,
     },
@@ -69,6 +76,7 @@ impl Request {
             Request::Put { key, .. }
             | Request::PutIfAbsent { key, .. }
             | Request::Multipart { key, .. }
+            | Request::MultipartAbort { key, .. }
             | Request::Get { key }
             | Request::Head { key }
             | Request::Delete { key } => Some(key),
@@ -113,6 +121,7 @@ impl Request {
             Request::Put { .. } => "PUT",
             Request::PutIfAbsent { .. } => "PUT-if-absent",
             Request::Multipart { .. } => "MULTIPART",
+            Request::MultipartAbort { .. } => "MULTIPART-abort",
             Request::Get { .. } => "GET",
             Request::Head { .. } => "HEAD",
             Request::Delete { .. } => "DELETE",
@@ -203,6 +212,9 @@ impl fmt::Display for Op {
                     "{key} wid {wid} ({len} B, ETag {})",
                     self.req.etag().unwrap_or_default()
                 ),
+                Request::MultipartAbort { key, wid, len } => {
+                    format!("{key} wid {wid} ({len} B)")
+                }
                 Request::List => String::new(),
                 r => r.key().unwrap_or_default().to_owned(),
             },

@@ -17,9 +17,11 @@
 //! rack or every node of a kind (`SimDisk` drops unsynced writes and tears in-flight
 //! ones); a gateway killed; a rack, a node or a group's leader cut off; symmetric
 //! partitions; swizzle-clog; process pause; a data node's disk returning EIO, rotting
-//! bits, slowing down or filling up; packet loss and latency; a gateway's clock skewed
-//! inside or beyond the SigV4 window. Each run is a safety phase (faults on), then every
-//! fault healed, a recovery pause, a liveness phase and final reads.
+//! bits, slowing down or filling up; bits of stored fragments flipping at rest; a data
+//! node replaced for good by a new empty one; packet loss and latency; a gateway's clock
+//! skewed inside or beyond the SigV4 window. Each run is a safety phase (faults on), then
+//! every fault healed, a recovery pause, a liveness phase and final reads; scenarios
+//! checking full redundancy or GC safety then give repair a bounded wait.
 //!
 //! Run: `scripts/sim.sh --scenario NAME --seed N` (or `--seeds A..B --jobs J
 //! --check-determinism`); `cargo test -p sim --test scenarios` runs each scenario for

@@ -17,10 +17,22 @@ pub struct SimMetaNode {
     pub addr: SocketAddr,
     pub disk: Arc<SimDisk>,
     running: Arc<Mutex<Option<Arc<MetaNode>>>>,
+    /// The running process's maintenance loops (their counters).
+    maintainer: Arc<Mutex<Option<maintain::Maintainer>>>,
 }
 
 /// The config every meta node of a simulated cluster gets.
 pub fn meta_config(id: u64, ips: &[IpAddr], object_groups: u32) -> MetaConfig {
+    meta_config_with(id, ips, object_groups, maintain_config())
+}
+
+/// `meta_config` with given maintenance loops (a scenario's `[maintain]`).
+pub fn meta_config_with(
+    id: u64,
+    ips: &[IpAddr],
+    object_groups: u32,
+    maintain: MaintainConfig,
+) -> MetaConfig {
     MetaConfig {
         cluster_id: "sim".into(),
         node_id: id,
@@ -28,7 +40,7 @@ pub fn meta_config(id: u64, ips: &[IpAddr], object_groups: u32) -> MetaConfig {
         data_dir: "/sim".into(),
         object_groups,
         join: false,
-        maintain: maintain_config(),
+        maintain,
         members: ips
             .iter()
             .enumerate()
@@ -42,25 +54,25 @@ pub fn meta_config(id: u64, ips: &[IpAddr], object_groups: u32) -> MetaConfig {
 
 /// The maintenance loops of a simulated meta node, on scenario time scales (runs last
 /// tens of seconds): data nodes heartbeat every second, so 3 s of silence is Down; Dead
-/// after 60 s (a fault lasts seconds: no node dies for good); GC acts after 5 s.
+/// after 60 s (a fault lasts seconds: no node dies for good unless a scenario's
+/// `[maintain]` shortens it); GC acts after 5 s.
+/// Fields not named here keep `MaintainConfig`'s defaults.
 pub fn maintain_config() -> MaintainConfig {
     MaintainConfig {
-        detector: true,
         down_after_secs: 3,
         dead_after_secs: 60,
         detector_tick_ms: 500,
-        gc: true,
         gc_tick_ms: 500,
         gc_delay_secs: 5,
         gc_batch: 64,
         gc_concurrency: 8,
         gc_retry_max_secs: 5,
         fragment_timeout_ms: 2000,
-        repair: true,
         repair_tick_ms: 2000,
         repair_bytes_per_sec: 64 << 20,
         repair_concurrency: 4,
         repair_queue: 256,
+        ..MaintainConfig::default()
     }
 }
 
@@ -77,6 +89,8 @@ impl SimMetaNode {
         let addr: SocketAddr = config.listen.parse().expect("sim listen address");
         let running: Arc<Mutex<Option<Arc<MetaNode>>>> = Arc::new(Mutex::new(None));
         let slot = Arc::clone(&running);
+        let maintainer: Arc<Mutex<Option<maintain::Maintainer>>> = Arc::new(Mutex::new(None));
+        let maintainer_slot = Arc::clone(&maintainer);
         let init_disk = served;
         let id = config.node_id;
         let handle = madsim::runtime::Handle::current()
@@ -87,6 +101,7 @@ impl SimMetaNode {
                 let config = config.clone();
                 let disk: Arc<dyn Disk> = init_disk.clone();
                 let slot = Arc::clone(&slot);
+                let maintainer_slot = Arc::clone(&maintainer_slot);
                 async move {
                     let maintain = config.maintain.clone();
                     let node = Arc::new(
@@ -95,13 +110,15 @@ impl SimMetaNode {
                             .expect("meta node starts"),
                     );
                     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&node));
-                    // Failure detector and GC where this node leads; they live as long as
-                    // this incarnation of the process.
-                    let _maintainer = maintain::Maintainer::start(
+                    // Failure detector, GC and repair where this node leads; their tasks
+                    // live as long as this incarnation of the process (the slot only
+                    // keeps the counters readable).
+                    let m = maintain::Maintainer::start(
                         &Env::seeded(id),
                         Arc::clone(node.host()),
                         maintain,
                     );
+                    *maintainer_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
                     node.serve(std::future::pending()).await.expect("serve");
                 }
             })
@@ -112,7 +129,17 @@ impl SimMetaNode {
             addr,
             disk,
             running,
+            maintainer,
         }
+    }
+
+    /// The maintenance counters of the process's latest incarnation, if it started.
+    pub fn maintain_stats(&self) -> Option<maintain::MaintainStats> {
+        self.maintainer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|m| m.stats())
     }
 
     /// The running process's `MetaNode`, if it has started.

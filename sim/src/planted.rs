@@ -12,6 +12,10 @@
 //!   payload, so the gateway served another object's bytes); since fragment format v2
 //!   seeds each block's CRC with its identity, such reads fail instead, and the scenario
 //!   is a regression test that must pass.
+//! - `MisdirectedDeletes` on data nodes: while its switch is on, deleting a fragment
+//!   file also deletes the next fragment file in path order (a file system freeing the
+//!   wrong inode). Only garbage collection (and repair's clean-up) deletes fragments, so
+//!   in `gc-race` this is a GC that frees live fragments: the gc-safety checker must fire.
 //! - `DivergentReplica`: after the final reads, one replica of the root group writes a row
 //!   the others never see (a non-deterministic apply). The replicas checker must fire.
 //! - `CorruptResponses`: the path between clients and gateways flips one byte of every
@@ -46,6 +50,8 @@ pub enum Planted {
     CorruptResponses,
     /// One replica's state machine gets a row the others do not have.
     DivergentReplica,
+    /// Data nodes' disks delete the next fragment file along with the one asked for.
+    MisdirectedDeletes,
 }
 
 impl Planted {
@@ -57,6 +63,7 @@ impl Planted {
             Planted::UnhealedMajority => "unhealed-majority",
             Planted::CorruptResponses => "corrupt-responses",
             Planted::DivergentReplica => "divergent-replica",
+            Planted::MisdirectedDeletes => "misdirected-deletes",
         }
     }
 
@@ -68,6 +75,7 @@ impl Planted {
             "unhealed-majority" => Some(Planted::UnhealedMajority),
             "corrupt-responses" => Some(Planted::CorruptResponses),
             "divergent-replica" => Some(Planted::DivergentReplica),
+            "misdirected-deletes" => Some(Planted::MisdirectedDeletes),
             _ => None,
         }
     }
@@ -242,5 +250,56 @@ impl DiskFile for MisdirectedFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.inner.set_len(len)
+    }
+}
+
+/// A `SimDisk` that, while `on` is set, removes the next fragment file in path order
+/// along with each fragment file it is asked to remove.
+#[derive(Debug)]
+pub struct MisdirectedDeletes {
+    inner: Arc<SimDisk>,
+    on: Arc<AtomicBool>,
+}
+
+impl MisdirectedDeletes {
+    pub fn new(inner: Arc<SimDisk>, on: Arc<AtomicBool>) -> Arc<Self> {
+        Arc::new(Self { inner, on })
+    }
+}
+
+impl Disk for MisdirectedDeletes {
+    fn open(&self, path: &str, mode: OpenMode) -> io::Result<Arc<dyn DiskFile>> {
+        self.inner.open(path, mode)
+    }
+    fn remove_file(&self, path: &str) -> io::Result<()> {
+        if self.on.load(Ordering::Relaxed) && path.starts_with("frags/") {
+            let next = self
+                .inner
+                .file_paths()
+                .into_iter()
+                .find(|p| p.starts_with("frags/") && p.as_str() > path);
+            if let Some(next) = next {
+                let _ = self.inner.remove_file(&next);
+            }
+        }
+        self.inner.remove_file(path)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn create_dir_all(&self, path: &str) -> io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &str) -> io::Result<Vec<DirEntry>> {
+        self.inner.list_dir(path)
+    }
+    fn sync_dir(&self, path: &str) -> io::Result<()> {
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &str) -> io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn service_time(&self, op: DiskOp, bytes: usize) -> Duration {
+        self.inner.service_time(op, bytes)
     }
 }

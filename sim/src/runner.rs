@@ -14,10 +14,11 @@ use crate::checker::fragments::StripeHealth;
 use crate::checker::replicas::ReplicaState;
 use crate::checker::Violations;
 use crate::cluster::SimCluster;
+use crate::history::Phase;
 use crate::history::{Fnv, History};
 use crate::planted::Planted;
 use crate::scenario::{FaultAction, NodeRef, Plan, Scenario};
-use crate::workload::{final_reads, Client, Recorder, Timeline};
+use crate::workload::{final_reads, perform, Client, Recorder, Timeline};
 
 /// Everything a run produced.
 #[derive(Debug)]
@@ -90,7 +91,11 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
         rt.block_on(async move { drive(&sc, &p).await });
     let mut violations = Violations::check(&history);
     violations.replicas = crate::checker::replicas::check(&replicas);
-    violations.fragments = crate::checker::fragments::check(&stripes);
+    violations.fragments =
+        crate::checker::fragments::check(&stripes, scenario.checks.full_redundancy);
+    if scenario.checks.gc_safety {
+        violations.gc_safety = crate::checker::gc_safety::check(&stripes);
+    }
     let mut h = Fnv::new();
     h.write(&history.trace_hash().to_le_bytes());
     for l in &fault_log {
@@ -132,8 +137,9 @@ async fn drive(
     f64,
 ) {
     let env = Env::seeded(plan.seed);
-    let mut cluster = SimCluster::start(&env, &sc.cluster, sc.planted);
-    if let Err(e) = cluster.bootstrap().await {
+    let w = &sc.workload;
+    let mut cluster = SimCluster::start_with(&env, &sc.cluster, sc.planted, sc.maintain.config());
+    if let Err(e) = cluster.bootstrap_with(w.versioned).await {
         panic!(
             "scenario {} seed {}: bootstrap failed: {e}",
             sc.name, plan.seed
@@ -142,7 +148,6 @@ async fn drive(
     if sc.planted.is_some() {
         cluster.set_lying(true);
     }
-    let w = &sc.workload;
     let clock = env.clock().clone();
     let origin = clock.now();
     let safety_end = origin + Duration::from_secs_f64(w.safety_secs);
@@ -171,6 +176,27 @@ async fn drive(
             cluster.clients[i].spawn(client.run())
         })
         .collect();
+
+    // Cold keys, written once as the run starts (by one more client).
+    let preload = (w.cold_keys > 0).then(|| {
+        let penv = env.fork();
+        let s3 = cluster.s3_client(0, &penv);
+        let rec = Arc::clone(&recorder);
+        let (keys, cold, body) = (w.keys, w.cold_keys, w.body_bytes);
+        let id = sc.cluster.clients as u32;
+        let timeout = Duration::from_secs_f64(w.op_timeout_secs);
+        cluster.clients[0].spawn(async move {
+            for i in keys..keys + cold {
+                let len = penv.with_rng(|r| r.range_inclusive(body[0] as u64, body[1] as u64));
+                let req = crate::history::Request::Put {
+                    key: crate::workload::key_name(i),
+                    wid: (u64::from(id) + 1) << 32 | (i - keys + 1) as u64,
+                    len: len as usize,
+                };
+                perform(&s3, id, &timeline, &rec, req, Phase::Safety, timeout).await;
+            }
+        })
+    });
 
     // The fault schedule: (time, is_end, event index), starts before ends at one instant.
     let mut actions: Vec<(u64, bool, usize)> = Vec::new();
@@ -218,22 +244,30 @@ async fn drive(
             ));
         }
     }
-    for c in clients {
+    for c in clients.into_iter().chain(preload) {
         let _ = c.await;
     }
     let fenv = env.fork();
     let s3: Vec<_> = (0..sc.cluster.gateways)
         .map(|g| cluster.s3_client(g, &fenv))
         .collect();
-    let keys = w.keys;
+    let keys = w.keys + w.cold_keys;
     let bound = Duration::from_secs_f64(w.liveness_timeout_secs);
     let rec = Arc::clone(&recorder);
     let _ = cluster.clients[0]
         .spawn(async move { final_reads(&s3, keys, &timeline, &rec, bound).await })
         .await;
     let sim_secs = clock.now().duration_since(origin).as_secs_f64();
-    // Every committed stripe: >= k healthy fragments, placed by the rack rule.
-    let stripes = match cluster.stripe_health(w.keys).await {
+    // Every committed stripe: >= k healthy fragments, placed by the rack rule; with
+    // full redundancy or GC safety checked, k+m after at most `repair_wait_secs`.
+    let (inspected, note) = if sc.checks.full_redundancy || sc.checks.gc_safety {
+        cluster
+            .stripe_health_settled(Duration::from_secs_f64(sc.checks.repair_wait_secs))
+            .await
+    } else {
+        (cluster.stripe_health().await, String::new())
+    };
+    let stripes = match inspected {
         Ok(s) => s,
         Err(e) => {
             log.push(format!("fragments: could not inspect: {e}"));
@@ -241,10 +275,16 @@ async fn drive(
         }
     };
     log.push(format!(
-        "fragments: {} stripes, {} below k+m",
+        "fragments: {} stripes, {} below k+m{}",
         stripes.len(),
-        crate::checker::fragments::degraded(&stripes)
+        crate::checker::fragments::degraded(&stripes),
+        if note.is_empty() {
+            note
+        } else {
+            format!(" ({note})")
+        }
     ));
+    log.push(maintain_summary(&cluster));
     if sc.planted == Some(Planted::DivergentReplica) {
         diverge(&cluster);
         log.push("planted: meta-2's root group replica got a private row".into());
@@ -290,6 +330,33 @@ async fn drive(
     }
     let ops = std::mem::take(&mut *recorder.lock().unwrap_or_else(|e| e.into_inner()));
     (History::from_ops(ops), log, replicas, stripes, sim_secs)
+}
+
+/// The maintenance loops' counters, summed over the meta nodes (each node's latest
+/// incarnation): what the detector, GC and repair did.
+fn maintain_summary(cluster: &SimCluster) -> String {
+    let mut transitions = 0;
+    let (mut deleted, mut acked, mut abandoned) = (0, 0, 0);
+    let (mut stripes, mut fragments, mut damaged, mut unrecoverable, mut blocked) = (0, 0, 0, 0, 0);
+    for m in &cluster.metas {
+        let Some(s) = m.maintain_stats() else {
+            continue;
+        };
+        transitions += s.node_transitions;
+        deleted += s.gc.fragments_deleted;
+        acked += s.gc.entries_acked;
+        abandoned += s.gc.fragments_abandoned;
+        stripes += s.repair.repaired_stripes;
+        fragments += s.repair.repaired_fragments;
+        damaged += s.repair.damaged_reported;
+        unrecoverable += s.repair.unrecoverable;
+        blocked += s.repair.blocked_by_placement;
+    }
+    format!(
+        "maintain: {transitions} node transitions; gc {acked} entries, {deleted} fragments deleted, \
+         {abandoned} abandoned; repair {stripes} stripes ({fragments} fragments) rebuilt, \
+         {damaged} damaged reported, {unrecoverable} unrecoverable, {blocked} blocked by placement"
+    )
 }
 
 /// The planted divergence: a row written straight into one replica's state machine.
@@ -373,6 +440,13 @@ async fn start_fault(cluster: &mut SimCluster, action: &FaultAction) -> (Undo, S
             )));
             (Undo::Network, String::new())
         }
+        FaultAction::Rot {
+            node,
+            file,
+            offset,
+            bit,
+        } => (Undo::Nothing, cluster.rot(*node, *file, *offset, *bit)),
+        FaultAction::Replace(pick) => (Undo::Nothing, cluster.replace_datanode(*pick).await),
         FaultAction::MassCrashData => {
             let ns: Vec<NodeRef> = (0..cluster.datanodes.len()).map(NodeRef::Data).collect();
             ns.iter().for_each(|n| cluster.power_loss(*n));

@@ -24,6 +24,12 @@
 //! probability = 0.9       # chance the kind is on for a seed
 //! every_secs = [1.0, 4.0] # gap before the next fault of this kind
 //! duration_secs = [0.5, 3.0]
+//! [maintain]              # optional: MaintainConfig fields over the sim's values
+//! dead_after_secs = 8
+//! [checks]                # optional checkers
+//! full_redundancy = true  # k+m fragments per stripe after the repair wait
+//! gc_safety = false       # every listed version whole (fault-free GC scenarios)
+//! repair_wait_secs = 60.0
 //! ```
 
 use std::fmt;
@@ -31,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::env::{Rng, SimDiskFaults};
+use meta_raft::config::MaintainConfig;
 use serde::Deserialize;
 
 use crate::planted::Planted;
@@ -48,6 +55,97 @@ pub struct Scenario {
     /// A planted bug (tests of the checkers only).
     #[serde(default)]
     pub planted: Option<Planted>,
+    /// The meta nodes' maintenance loops, over the simulation's defaults
+    /// (`meta_node::maintain_config`).
+    #[serde(default)]
+    pub maintain: MaintainOverrides,
+    /// Optional checkers and how long the harness waits for them.
+    #[serde(default)]
+    pub checks: Checks,
+}
+
+/// `[maintain]`: fields of `MaintainConfig` to change for this scenario (the rest keep
+/// the simulation's values: Down after 3 s, Dead after 60 s, GC delay 5 s, ...).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintainOverrides {
+    pub down_after_secs: Option<u64>,
+    pub dead_after_secs: Option<u64>,
+    pub detector_tick_ms: Option<u64>,
+    pub gc: Option<bool>,
+    pub gc_tick_ms: Option<u64>,
+    pub gc_delay_secs: Option<u64>,
+    pub repair: Option<bool>,
+    pub repair_tick_ms: Option<u64>,
+    pub repair_concurrency: Option<u32>,
+}
+
+impl MaintainOverrides {
+    /// `base` with every field this table sets replaced.
+    pub fn apply(&self, base: MaintainConfig) -> MaintainConfig {
+        let mut c = base;
+        let set = |slot: &mut u64, v: Option<u64>| {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        };
+        set(&mut c.down_after_secs, self.down_after_secs);
+        set(&mut c.dead_after_secs, self.dead_after_secs);
+        set(&mut c.detector_tick_ms, self.detector_tick_ms);
+        set(&mut c.gc_tick_ms, self.gc_tick_ms);
+        set(&mut c.gc_delay_secs, self.gc_delay_secs);
+        set(&mut c.repair_tick_ms, self.repair_tick_ms);
+        if let Some(v) = self.gc {
+            c.gc = v;
+        }
+        if let Some(v) = self.repair {
+            c.repair = v;
+        }
+        if let Some(v) = self.repair_concurrency {
+            c.repair_concurrency = v;
+        }
+        c
+    }
+
+    /// The simulation's maintenance config with this table applied.
+    pub fn config(&self) -> MaintainConfig {
+        self.apply(crate::meta_node::maintain_config())
+    }
+}
+
+/// `[checks]`: checkers a scenario turns on.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// `fragments`: every stripe of every current version must have all `k+m`
+    /// fragments healthy after quiescence (repair must have restored what faults
+    /// destroyed), not only `k`.
+    #[serde(default)]
+    pub full_redundancy: bool,
+    /// `gc_safety`: every stripe of every version still listed has all `k+m`
+    /// fragments present and verified (for scenarios without faults: a missing
+    /// fragment was freed by GC while still referenced).
+    #[serde(default)]
+    pub gc_safety: bool,
+    /// With either check on: after the final reads, the fragments are inspected every
+    /// second until every stripe is whole or this much simulated time passed (repair
+    /// and scrub get this long to finish).
+    #[serde(default = "default_repair_wait")]
+    pub repair_wait_secs: f64,
+}
+
+impl Default for Checks {
+    fn default() -> Self {
+        Self {
+            full_redundancy: false,
+            gc_safety: false,
+            repair_wait_secs: default_repair_wait(),
+        }
+    }
+}
+
+fn default_repair_wait() -> f64 {
+    60.0
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -71,6 +169,14 @@ fn default_object_groups() -> u32 {
 pub struct Workload {
     /// Keys `k0..k{keys-1}` in one bucket.
     pub keys: usize,
+    /// Cold keys `k{keys}..`: each written once when the run starts, then only read
+    /// by the final reads (data that sits through the faults: what repair must save).
+    #[serde(default)]
+    pub cold_keys: usize,
+    /// Versioning enabled on the bucket: overwrites and deletes keep the old versions
+    /// (every one of them must stay whole).
+    #[serde(default)]
+    pub versioned: bool,
     pub safety_secs: f64,
     #[serde(default = "default_recovery")]
     pub recovery_secs: f64,
@@ -136,6 +242,22 @@ pub struct Mix {
     /// One-part multipart uploads.
     #[serde(default)]
     pub multipart: u32,
+    /// Multipart uploads that upload their part and then abort (never visible).
+    #[serde(default)]
+    pub multipart_abort: u32,
+}
+
+impl Mix {
+    pub fn total(&self) -> u32 {
+        self.put
+            + self.put_if_absent
+            + self.get
+            + self.head
+            + self.delete
+            + self.list
+            + self.multipart
+            + self.multipart_abort
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -178,6 +300,15 @@ pub enum FaultKind {
     /// Packet loss (`loss_rate`; madsim's TCP retransmits, so it shows as delay) and
     /// latency up to `latency_ms`, on every link.
     LossyNetwork,
+    /// Bit rot at rest: one bit of a random fragment file on a random running data node
+    /// flips in place (live and durable image), with no read involved. Only scrub or a
+    /// reader's checksum finds it. Instant (`duration_secs` only spaces the events).
+    DiskRot,
+    /// A running data node dies for good (its disk is gone) and a new, empty data node
+    /// with a new id and address joins the same rack. The old one is never restarted:
+    /// the failure detector marks it Dead and repair rebuilds its fragments elsewhere.
+    /// Instant; `every_secs` must leave repair time between two replacements.
+    ReplaceDatanode,
 }
 
 impl FaultKind {
@@ -198,6 +329,8 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::SwizzleClog => "swizzle-clog",
             FaultKind::LossyNetwork => "lossy-network",
+            FaultKind::DiskRot => "disk-rot",
+            FaultKind::ReplaceDatanode => "replace-datanode",
         }
     }
 }
@@ -272,6 +405,18 @@ pub enum FaultAction {
     Pause(NodeRef),
     /// Loss rate and latency range (ms).
     LossyNetwork(f64, u64, u64),
+    /// Bit rot at rest, drawn as selectors resolved when the fault starts (which files
+    /// exist depends on the run): the data node among the running ones, the fragment
+    /// file among its files, the byte offset, the bit.
+    Rot {
+        node: u64,
+        file: u64,
+        offset: u64,
+        bit: u8,
+    },
+    /// Replace a running data node (selector among them, resolved when the fault
+    /// starts) by a new empty one in its rack.
+    Replace(u64),
 }
 
 impl fmt::Display for FaultAction {
@@ -320,6 +465,16 @@ impl fmt::Display for FaultAction {
             FaultAction::LossyNetwork(loss, lo, hi) => {
                 write!(f, "network: loss {loss:.3}, latency {lo}..{hi} ms")
             }
+            FaultAction::Rot {
+                node,
+                file,
+                offset,
+                bit,
+            } => write!(
+                f,
+                "bit rot at rest: node #{node}, file #{file}, byte #{offset}, bit {bit}"
+            ),
+            FaultAction::Replace(n) => write!(f, "replace data node #{n} by a new one"),
         }
     }
 }
@@ -435,7 +590,7 @@ impl Scenario {
             return bad("workload.keys must be at least 1");
         }
         let m = &w.mix;
-        if m.put + m.put_if_absent + m.get + m.head + m.delete + m.list + m.multipart == 0 {
+        if m.total() == 0 {
             return bad("workload.mix is all zero");
         }
         if w.think_ms[0] > w.think_ms[1] || w.body_bytes[0] > w.body_bytes[1] {
@@ -453,6 +608,18 @@ impl Scenario {
             {
                 return bad("faults: mass-crash needs target = \"meta\" or \"data\"");
             }
+            // Data node addresses are 10.0.3.1..=10.0.3.250, one per node ever started.
+            if f.kind == FaultKind::ReplaceDatanode
+                && c.data_nodes as f64 + w.safety_secs / f.every_secs[0] > 250.0
+            {
+                return bad("faults: replace-datanode would start more than 250 data nodes");
+            }
+        }
+        if let Err(e) = self.maintain.config().validate("scenario") {
+            return bad(&e.to_string());
+        }
+        if self.checks.repair_wait_secs < 0.0 {
+            return bad("checks.repair_wait_secs must not be negative");
         }
         Ok(())
     }
@@ -475,8 +642,10 @@ impl Scenario {
         params.push((
             "workload".into(),
             format!(
-                "{} keys, safety {}s, recovery {}s, liveness {}s, op timeout {}s/{}s, body {:?} B, think {:?} ms",
+                "{} keys (+{} cold){}, safety {}s, recovery {}s, liveness {}s, op timeout {}s/{}s, body {:?} B, think {:?} ms",
                 w.keys,
+                w.cold_keys,
+                if w.versioned { ", versioned" } else { "" },
                 w.safety_secs,
                 w.recovery_secs,
                 w.liveness_secs,
@@ -488,6 +657,29 @@ impl Scenario {
         ));
         if let Some(p) = self.planted {
             params.push(("planted".into(), p.name().into()));
+        }
+        let mc = self.maintain.config();
+        params.push((
+            "maintain".into(),
+            format!(
+                "down {}s, dead {}s, gc {} delay {}s, repair {} tick {}ms",
+                mc.down_after_secs,
+                mc.dead_after_secs,
+                mc.gc,
+                mc.gc_delay_secs,
+                mc.repair,
+                mc.repair_tick_ms
+            ),
+        ));
+        let ch = &self.checks;
+        if ch.full_redundancy || ch.gc_safety {
+            params.push((
+                "checks".into(),
+                format!(
+                    "full redundancy {}, gc safety {}, repair wait {}s",
+                    ch.full_redundancy, ch.gc_safety, ch.repair_wait_secs
+                ),
+            ));
         }
         let safety_ms = (w.safety_secs * 1000.0) as u64;
         let mut schedule = Vec::new();
@@ -688,6 +880,13 @@ impl Scenario {
                 Some("meta") => FaultAction::MassCrashMeta,
                 _ => FaultAction::MassCrashData,
             },
+            FaultKind::DiskRot => FaultAction::Rot {
+                node: rng.next_u64(),
+                file: rng.next_u64(),
+                offset: rng.next_u64(),
+                bit: rng.below(8) as u8,
+            },
+            FaultKind::ReplaceDatanode => FaultAction::Replace(rng.next_u64()),
         }
     }
 }

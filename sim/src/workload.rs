@@ -15,7 +15,7 @@ use gateway::client::{S3Client, S3Reply};
 
 use crate::cluster::BUCKET;
 use crate::history::{make_body, Op, Phase, Request, Response, WriteId, FINAL_CLIENT};
-use crate::scenario::{Mix, Workload};
+use crate::scenario::Workload;
 
 /// Shared, append-only record of completed requests.
 pub type Recorder = Arc<Mutex<Vec<Op>>>;
@@ -83,7 +83,7 @@ impl Client {
         let (key_i, len, pick) = self.env.with_rng(|r| {
             let key_i = r.below(w.keys as u64) as usize;
             let len = r.range_inclusive(w.body_bytes[0] as u64, w.body_bytes[1] as u64) as usize;
-            (key_i, len, r.below(u64::from(total(&w.mix))) as u32)
+            (key_i, len, r.below(u64::from(w.mix.total())) as u32)
         });
         let key = key_name(key_i);
         let m = &w.mix;
@@ -116,8 +116,14 @@ impl Client {
             Request::Delete { key }
         } else if under(m.list) {
             Request::List
-        } else {
+        } else if under(m.multipart) {
             Request::Multipart {
+                key,
+                wid: wid(),
+                len,
+            }
+        } else {
+            Request::MultipartAbort {
                 key,
                 wid: wid(),
                 len,
@@ -141,10 +147,6 @@ impl Client {
         )
         .await
     }
-}
-
-fn total(m: &Mix) -> u32 {
-    m.put + m.put_if_absent + m.get + m.head + m.delete + m.list + m.multipart
 }
 
 /// Sends one request, classifies the answer, records the op.
@@ -205,6 +207,9 @@ async fn send(s3: &S3Client, req: &Request) -> Response {
     let result = match req {
         Request::Multipart { key, wid, len } => {
             return multipart(s3, &path(key), make_body(key, *wid, *len)).await
+        }
+        Request::MultipartAbort { key, wid, len } => {
+            return multipart_abort(s3, &path(key), make_body(key, *wid, *len)).await
         }
         Request::Put { key, wid, len } => {
             s3.send("PUT", &path(key), make_body(key, *wid, *len), &[])
@@ -322,6 +327,55 @@ async fn multipart(s3: &S3Client, path: &str, body: Bytes) -> Response {
             Response::Failed(format!("complete not sent: {e}"))
         }
         Err(e) => Response::Unknown(format!("complete: {e}")),
+    }
+}
+
+/// A one-part multipart upload that is aborted instead of completed: `Deleted` once
+/// the abort is acknowledged. It never takes effect whatever happens (no complete is
+/// ever sent); its part's fragments are the GC's.
+async fn multipart_abort(s3: &S3Client, path: &str, body: Bytes) -> Response {
+    let created = match s3
+        .send("POST", &format!("{path}?uploads"), Bytes::new(), &[])
+        .await
+    {
+        Ok(r) if r.status.as_u16() == 200 => r,
+        Ok(r) => return Response::Failed(format!("create {}", r.status.as_u16())),
+        Err(e) => return Response::Failed(format!("create {e}")),
+    };
+    let Some(upload) = xml_value(&String::from_utf8_lossy(&created.body), "UploadId") else {
+        return Response::Failed("create: no UploadId".into());
+    };
+    let upload = encode_query(&upload);
+    // The part's answer does not matter: the upload is aborted either way.
+    let _ = s3
+        .send(
+            "PUT",
+            &format!("{path}?partNumber=1&uploadId={upload}"),
+            body,
+            &[],
+        )
+        .await;
+    match s3
+        .send(
+            "DELETE",
+            &format!("{path}?uploadId={upload}"),
+            Bytes::new(),
+            &[],
+        )
+        .await
+    {
+        Ok(r) if r.status.is_success() => Response::Deleted,
+        Ok(r) if r.status.as_u16() >= 500 => Response::Unknown(format!(
+            "abort: {} {}",
+            r.status.as_u16(),
+            r.error_code().unwrap_or_default()
+        )),
+        Ok(r) => Response::Failed(format!(
+            "abort: {} {}",
+            r.status.as_u16(),
+            r.error_code().unwrap_or_default()
+        )),
+        Err(e) => Response::Unknown(format!("abort: {e}")),
     }
 }
 

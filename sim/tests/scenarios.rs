@@ -73,6 +73,37 @@ fn swarm() {
     assert_passes("swarm", &[1]);
 }
 
+/// A rack Dead for good under load: repair restores k+m fragments by the rack rule.
+#[test]
+fn rack_loss_repair() {
+    assert_passes("rack-loss-repair", &[1, 2]);
+}
+
+/// Bits rot at rest: scrub finds them, repair rebuilds them, no reader sees them.
+#[test]
+fn disk_rot() {
+    assert_passes("disk-rot", &[1, 2]);
+}
+
+/// Data nodes replaced by new empty ones again and again: nothing lost, k+m at the end.
+#[test]
+fn churn() {
+    assert_passes("churn", &[1]);
+}
+
+/// GC with a 1 s delay racing overwrites, deletes and (aborted) multipart uploads:
+/// nothing live is freed.
+#[test]
+fn gc_race() {
+    assert_passes("gc-race", &[1, 2]);
+}
+
+/// The same in a versioned bucket: no old version may lose a fragment.
+#[test]
+fn gc_race_versioned() {
+    assert_passes("gc-race-versioned", &[1]);
+}
+
 /// Seed 7 found a product bug, fixed in meta-raft (26fbf71): a conditional PUT whose
 /// first commit attempt timed out (its leader isolated, the entry committed by the next
 /// leader) was retried by `MetaClient`, failed its own `KeyAbsent` check and answered
@@ -94,6 +125,11 @@ fn every_scenario_file_parses_and_plans() {
         "clock-skew",
         "swarm",
         "conditional",
+        "rack-loss-repair",
+        "disk-rot",
+        "churn",
+        "gc-race",
+        "gc-race-versioned",
     ] {
         assert!(names.iter().any(|n| n == want), "no scenario {want}");
     }
@@ -187,6 +223,15 @@ fn planted_divergent_replica_is_caught() {
     assert!(
         !r.violations.replicas.is_empty(),
         "a replica holds a row the others lack, yet the replicas checker passed"
+    );
+}
+
+#[test]
+fn planted_misdirected_deletes_are_caught() {
+    let r = run("misdirected-deletes", 1);
+    assert!(
+        !r.violations.gc_safety.is_empty(),
+        "live fragments deleted along with garbage, yet the gc-safety checker passed"
     );
 }
 

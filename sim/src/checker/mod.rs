@@ -12,8 +12,11 @@
 //!   explains it).
 //! - `liveness`: once faults are healed and the cluster had time to recover, every
 //!   request succeeds within the bound.
-//! - `fragments`: after quiescence, every stripe of every current version has at least
-//!   `k` healthy fragments, placed by the rack rule (collected from the cluster).
+//! - `fragments`: after quiescence, every stripe of every committed version has at least
+//!   `k` healthy fragments (all `k+m` with the scenario's `full_redundancy`, after a
+//!   bounded wait for repair), placed by the rack rule (collected from the cluster).
+//! - `gc_safety` (scenarios with `gc_safety`): after quiescence, every stripe of every
+//!   listed version has all `k+m` fragments present and verified: GC freed nothing live.
 //! - `replicas`: after quiescence, every replica of every metadata group holds the same
 //!   state (collected from the cluster, not the history).
 //!
@@ -22,6 +25,7 @@
 
 pub mod corruption;
 pub mod fragments;
+pub mod gc_safety;
 pub mod linearizable;
 pub mod list_after_write;
 pub mod liveness;
@@ -40,6 +44,8 @@ pub struct Violations {
     pub liveness: Vec<liveness::Unavailable>,
     /// Filled by the runner from the cluster's state (`Violations::check` leaves it empty).
     pub fragments: Vec<fragments::FragmentViolation>,
+    /// Filled by the runner from the cluster's state, if the scenario asks for it.
+    pub gc_safety: Vec<gc_safety::FreedLive>,
     /// Filled by the runner from the cluster's state (`Violations::check` leaves it empty).
     pub replicas: Vec<replicas::Diverged>,
 }
@@ -54,6 +60,7 @@ impl Violations {
             list_after_write: list_after_write::check(h),
             liveness: liveness::check(h),
             fragments: Vec::new(),
+            gc_safety: Vec::new(),
             replicas: Vec::new(),
         }
     }
@@ -69,19 +76,21 @@ impl Violations {
             + self.list_after_write.len()
             + self.liveness.len()
             + self.fragments.len()
+            + self.gc_safety.len()
             + self.replicas.len()
     }
 
     /// Counts per checker, e.g. `lost-writes=0 linearizability=1 ...`.
     pub fn summary(&self) -> String {
         format!(
-            "lost-writes={} linearizability={} corruption={} list-after-write={} liveness={} fragments={} replicas={}",
+            "lost-writes={} linearizability={} corruption={} list-after-write={} liveness={} fragments={} gc-safety={} replicas={}",
             self.lost_writes.len(),
             self.linearizability.len(),
             self.corruption.len(),
             self.list_after_write.len(),
             self.liveness.len(),
             self.fragments.len(),
+            self.gc_safety.len(),
             self.replicas.len()
         )
     }
@@ -103,6 +112,7 @@ impl Violations {
         );
         out.extend(self.liveness.iter().map(|v| format!("liveness: {v}")));
         out.extend(self.fragments.iter().map(|v| format!("fragments: {v}")));
+        out.extend(self.gc_safety.iter().map(|v| format!("gc-safety: {v}")));
         out.extend(self.replicas.iter().map(|v| format!("replicas: {v}")));
         out
     }
