@@ -264,17 +264,21 @@ impl Datanode {
     }
 
     /// A read found a block whose checksum fails. Verify the whole fragment once more (a
-    /// flaky read path is not rot, the scrubber's rule); if it is corrupt, record and
-    /// quarantine it now, so `ListDamaged` hands it to repair at once instead of at the
-    /// next scrub pass (a degraded GET is how the damage was found).
+    /// flaky read path is not rot, the scrubber's rule); if it is corrupt, record the
+    /// finding now, so `ListDamaged` hands it to repair at once instead of at the next
+    /// scrub pass (a degraded GET is how the damage was found). The file is *not*
+    /// quarantined: a disk that misreads for a while would otherwise make every node
+    /// destroy good copies at once. It stays in place (its bad blocks still fail every
+    /// read) until repair has moved the stripe and the GC deletes it, or the scrubber
+    /// verifies it clean and clears the finding, or finds it corrupt and quarantines it.
     async fn damaged_on_read(&self, disk: DiskId, id: FragmentId) {
         let Ok(slot) = self.slot(disk) else { return };
         let store = Arc::clone(&slot.store);
         // Anything but rot (verifies now, gone, the disk errs): the scrubber decides later.
         if let Err(e @ StoreError::Corrupt { .. }) = self.blocking(move || store.verify(id)).await {
             let what = format!("read: {e}");
-            tracing::warn!(fragment = %id, %disk, error = %what, "a read found a corrupt fragment; quarantining it for repair");
-            if let Err(err) = self.record_damage(disk, id, what, true).await {
+            tracing::warn!(fragment = %id, %disk, error = %what, "a read found a corrupt fragment; reporting it for repair");
+            if let Err(err) = self.record_damage(disk, id, what, false).await {
                 tracing::warn!(fragment = %id, %disk, error = %err, "cannot record read damage");
             }
         }

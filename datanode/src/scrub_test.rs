@@ -379,10 +379,11 @@ fn list_damaged_and_health_report_findings_and_progress_over_grpc() {
 }
 
 /// A GET that meets a rotten block does not wait for the next scrub pass: the fragment
-/// is verified once more, quarantined and listed for repair at once. A read that meets
-/// a transient I/O error records nothing (the scrubber decides later).
+/// is verified once more and listed for repair at once, but left in place (a disk that
+/// misreads must not make nodes destroy good copies); the scrubber then quarantines it.
+/// A read that meets a transient I/O error records nothing (the scrubber decides later).
 #[test]
-fn a_read_that_meets_rot_quarantines_the_fragment_at_once() {
+fn a_read_that_meets_rot_reports_the_fragment_at_once() {
     rt().block_on(async {
         let sim = SimDisk::new(11, SimDiskFaults::default());
         let node = open(sim.clone());
@@ -399,7 +400,7 @@ fn a_read_that_meets_rot_quarantines_the_fragment_at_once() {
         let first = node.read(DISK, id(1), 0, 16).await.expect("clean block");
         assert_eq!(first, data[..16]);
         assert!(damaged_ids(&node).is_empty());
-        // The rotten block: an error, and the fragment is quarantined at once.
+        // The rotten block: an error, and the fragment is listed for repair at once.
         let err = node
             .read(DISK, id(1), u64::from(BLOCK_BYTES), 16)
             .await
@@ -407,8 +408,21 @@ fn a_read_that_meets_rot_quarantines_the_fragment_at_once() {
         assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
         assert_eq!(damaged_ids(&node), [id(1)].into());
         let d = &node.damaged()[0];
-        assert!(d.finding.quarantined, "{d:?}");
+        assert!(!d.finding.quarantined, "{d:?}");
         assert!(d.finding.what.starts_with("read: "), "{d:?}");
+        // Still in place: the clean block reads, the rotten one keeps failing.
+        assert_eq!(
+            node.read(DISK, id(1), 0, 16).await.expect("clean"),
+            data[..16]
+        );
+        assert!(node
+            .read(DISK, id(1), u64::from(BLOCK_BYTES), 16)
+            .await
+            .is_err());
+        // The scrubber confirms the rot and quarantines it.
+        let report = pass(&node).await;
+        assert_eq!(report.damaged.len(), 1, "{:?}", report.damaged);
+        assert!(node.damaged()[0].finding.quarantined);
         assert!(matches!(
             node.read(DISK, id(1), 0, 16).await,
             Err(StoreError::NotFound(_))
