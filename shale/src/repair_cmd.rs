@@ -40,6 +40,26 @@ pub struct Backlog {
     pub bytes: u64,
     /// Damaged fragments the data nodes list.
     pub damaged: u64,
+    /// What the repair loops themselves report (`MaintainStatus` of the object groups'
+    /// leaders); `None` when no leader runs them.
+    pub loops: Option<LoopTotals>,
+}
+
+/// The repair loops' own counters, summed over the distinct meta nodes leading object
+/// groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoopTotals {
+    pub nodes: u64,
+    /// Stripes whose rebuild the rack rule blocks (their last walks).
+    pub blocked: u64,
+    /// Rebuilt bytes per second now (sum of the loops' current or last pass).
+    pub rate_bytes_per_sec: u64,
+    /// Configured budgets, summed.
+    pub budget_bytes_per_sec: u64,
+    pub repaired_bytes: u64,
+    pub repaired_fragments: u64,
+    pub missing_found: u64,
+    pub failures: u64,
 }
 
 impl Backlog {
@@ -103,6 +123,27 @@ async fn walk(client: &MetaClient) -> anyhow::Result<Backlog> {
             }
         }
     }
+    let mut reports = BTreeMap::new();
+    for group in client.object_groups().await? {
+        // A leaderless group reports nothing now; the backlog above stands on its own.
+        if let Ok(Some(r)) = client.maintain_status(group).await {
+            reports.insert(r.node_id, r);
+        }
+    }
+    if !reports.is_empty() {
+        let mut t = LoopTotals::default();
+        for r in reports.values().filter(|r| r.settings.repair) {
+            t.nodes += 1;
+            t.blocked += r.repair.blocked_by_placement;
+            t.rate_bytes_per_sec += r.repair.rate_bytes_per_sec;
+            t.budget_bytes_per_sec += r.settings.repair_bytes_per_sec;
+            t.repaired_bytes += r.repair.repaired_bytes;
+            t.repaired_fragments += r.repair.repaired_fragments;
+            t.missing_found += r.repair.missing_found;
+            t.failures += r.repair.failures;
+        }
+        b.loops = Some(t);
+    }
     Ok(b)
 }
 
@@ -146,6 +187,36 @@ pub fn report(b: &Backlog, rate: Option<f64>) -> String {
         );
     }
     let _ = writeln!(out, "DAMAGED     {} fragments listed by scrub", b.damaged);
+    match &b.loops {
+        None => {
+            let _ = writeln!(
+                out,
+                "LOOPS       no meta node reports a repair loop (maintain.repair = false?)"
+            );
+        }
+        Some(t) => {
+            if t.blocked > 0 {
+                let _ = writeln!(
+                    out,
+                    "BLOCKED     {} stripes cannot be repaired: the rack rule (at most m fragments \
+                     per rack, one per node) cannot be met with the nodes and racks left. Add \
+                     nodes or racks; repair never weakens the rule.",
+                    t.blocked
+                );
+            }
+            let _ = writeln!(
+                out,
+                "LOOPS       repair on {} meta nodes: {} rebuilt ({} fragments) since start, \
+                 {} missing fragments found, {} failures; budget {}/s",
+                t.nodes,
+                crate::admin::bytes(t.repaired_bytes),
+                t.repaired_fragments,
+                t.missing_found,
+                t.failures,
+                crate::admin::bytes(t.budget_bytes_per_sec)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "UNRECOVERABLE {} stripes{}",
@@ -156,7 +227,18 @@ pub fn report(b: &Backlog, rate: Option<f64>) -> String {
             ""
         }
     );
+    let reported = b.loops.as_ref().map_or(0, |t| t.rate_bytes_per_sec);
     match rate {
+        None if reported > 0 && b.bytes > 0 => {
+            let eta = b.bytes.div_ceil(reported);
+            let _ = writeln!(
+                out,
+                "RATE        {}/s as the repair loops report it, ETA {} (measure the backlog \
+                 itself with --sample-secs N)",
+                crate::admin::bytes(reported),
+                human_secs(eta)
+            );
+        }
         None => {
             let _ = writeln!(out, "RATE        (measure with --sample-secs N)");
         }

@@ -316,3 +316,96 @@ async fn a_draining_datanode_is_emptied_while_it_serves_reads() {
         assert!(get(&s3, &bucket, key).await == *body, "{key}");
     }
 }
+
+/// A whole rack and one more node declared Dead leave 11 Up nodes: a stripe that had
+/// fragments on both needs 4 new places among 3 free nodes. Repair never weakens the
+/// rule: those stripes are counted as blocked by placement, the objects stay readable
+/// (8 healthy fragments), and `shale admin repair status` tells the operator why and
+/// what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rack_rule_that_cannot_be_met_is_reported_never_weakened() {
+    let c = MultiCluster::start_with(1, "[maintain]\nrepair_tick_ms = 300\n")
+        .await
+        .expect("starting the cluster");
+    let meta = c.meta().await.expect("meta client");
+    let s3 = c.s3(0);
+    let bucket = new_bucket(&s3, "blocked").await;
+    let mut objects = BTreeMap::new();
+    for (i, len) in [1usize << 20, 600 << 10, 2 << 20].into_iter().enumerate() {
+        let key = format!("obj-{i}");
+        let body = data(len, 300 + i as u64);
+        put(&s3, &bucket, &key, &body).await;
+        objects.insert(key, body);
+    }
+    let map = cluster_map(&meta).await.expect("map");
+    let stripes = all_stripes(&meta).await.expect("stripes");
+    // The rack of node 1, and the node outside it holding the most fragments.
+    let rack = map.rack_of(NodeId(1)).expect("node 1").clone();
+    let mut dead: Vec<NodeId> = map
+        .nodes
+        .values()
+        .filter(|n| n.rack == rack)
+        .map(|n| n.id)
+        .collect();
+    let mut per_node: BTreeMap<NodeId, usize> = BTreeMap::new();
+    for s in &stripes {
+        for l in &s.placement {
+            if map.rack_of(l.node) != Some(&rack) {
+                *per_node.entry(l.node).or_default() += 1;
+            }
+        }
+    }
+    let (&extra, _) = per_node
+        .iter()
+        .max_by_key(|(n, c)| (**c, std::cmp::Reverse(**n)))
+        .expect("a node outside the rack holds fragments");
+    dead.push(extra);
+    for n in &dead {
+        c.admin(&[
+            "node",
+            "set-state",
+            "--node",
+            &n.0.to_string(),
+            "--state",
+            "dead",
+            "--reason",
+            "rack lost",
+        ]);
+    }
+    let status = poll_until(
+        Duration::from_secs(90),
+        "repair status to report blocked stripes",
+        || async {
+            let s = c.admin(&["repair", "status"]);
+            s.contains("BLOCKED ").then_some(s)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    assert!(status.contains("Add nodes or racks"), "{status}");
+    assert!(status.contains("UNRECOVERABLE 0 stripes"), "{status}");
+    // The leaders' reports agree, and no committed placement breaks the rule.
+    let mut blocked = 0;
+    for g in meta.object_groups().await.expect("groups") {
+        if let Some(r) = meta.maintain_status(g).await.expect("maintain status") {
+            blocked += r.repair.blocked_by_placement;
+        }
+    }
+    assert!(blocked > 0, "{status}");
+    for s in all_stripes(&meta).await.expect("stripes") {
+        let mut per_rack: BTreeMap<_, u8> = BTreeMap::new();
+        for l in &s.placement {
+            *per_rack.entry(map.rack_of(l.node).cloned()).or_default() += 1;
+        }
+        assert!(
+            per_rack.values().all(|&n| n <= s.codec.m),
+            "stripe {} has more than m fragments in a rack: {per_rack:?}",
+            s.id
+        );
+        let nodes: std::collections::BTreeSet<_> = s.placement.iter().map(|l| l.node).collect();
+        assert_eq!(nodes.len(), s.placement.len(), "two fragments on one node");
+    }
+    for (key, body) in &objects {
+        assert!(get(&s3, &bucket, key).await == *body, "{key} differs");
+    }
+}
