@@ -742,6 +742,28 @@ impl MultiCluster {
     }
 
     /// kill -9 data node `i` (0-based; node id i+1).
+    /// `shale admin <args>` that must fail: its stderr (panics if it succeeds).
+    pub fn admin_err(&self, args: &[&str]) -> String {
+        let out = Command::new(shale_bin())
+            .arg("admin")
+            .args([
+                "--meta",
+                &self.meta_addrs.join(","),
+                "--cluster-id",
+                MULTI_CLUSTER_ID,
+            ])
+            .args(args)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("running shale admin");
+        assert!(
+            !out.status.success(),
+            "shale admin {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// `shale admin <args>` against this cluster: stdout, or panics with stderr.
     pub fn admin(&self, args: &[&str]) -> String {
         let out = Command::new(shale_bin())

@@ -1628,6 +1628,18 @@ impl MetaClient {
         .map(drop)
     }
 
+    /// Removes data node `node` from the cluster map; the root group refuses unless it
+    /// is Draining or Dead. Callers check first that nothing references it any more.
+    pub async fn remove_node(&self, node: NodeId) -> Result<()> {
+        self.call(
+            &Route::Root,
+            |_| pb::RemoveNodeRequest { node_id: node.0 },
+            |mut c, r| async move { c.remove_node(r).await },
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn create_access_key(&self, key: &AccessKey) -> Result<()> {
         self.call(
             &Route::Root,

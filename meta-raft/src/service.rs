@@ -1295,6 +1295,19 @@ impl MetaService for MetaGrpc {
         Ok(Response::new(pb::SetDiskStateResponse {}))
     }
 
+    async fn remove_node(
+        &self,
+        req: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        self.check_cluster(&req)?;
+        let m = req.into_inner();
+        self.write_root(RootCommand::RemoveNode {
+            node: common::ids::NodeId(m.node_id),
+        })
+        .await?;
+        Ok(Response::new(pb::RemoveNodeResponse {}))
+    }
+
     // ---- membership and status of any group ----
 
     async fn group_status(

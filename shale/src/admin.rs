@@ -9,7 +9,9 @@
 //!   unless given, and prints `access_key_id = …` and `secret_access_key = …` lines.
 //! - `node set-state --node N --state up|down|draining|dead --reason TEXT`: a data
 //!   node's state as the operator decides it (the failure detector only ever changes
-//!   Up → Down, Down → Up and Down → Dead by itself).
+//!   Up → Down, Down → Up and Down → Dead by itself). `node remove --node N`: takes a
+//!   Draining or Dead node out of the cluster map once no stripe or queued deletion
+//!   names it.
 //! - `disk fail --node N --disk D --reason TEXT`, `disk restore --node N --disk D`: mark
 //!   a disk failed (no new fragments; heartbeats do not undo it) or healthy again.
 //! - `meta add-voter --node N --addr A [--group G]`, `meta remove-voter --node N
@@ -112,6 +114,13 @@ pub enum NodeCommand {
         state: NodeState,
         #[arg(long)]
         reason: String,
+    },
+    /// Remove a Draining or Dead data node from the cluster map, once no stripe and no
+    /// queued deletion names it (drain it first and let repair and GC finish; stop its
+    /// process first, or it registers itself again).
+    Remove {
+        #[arg(long)]
+        node: u64,
     },
 }
 
@@ -461,7 +470,66 @@ async fn node_cmd(client: &MetaClient, cmd: NodeCommand) -> anyhow::Result<Strin
                 .with_context(|| format!("setting node {node} {state}"))?;
             Ok(format!("node {node} is {state} ({reason})\n"))
         }
+        NodeCommand::Remove { node } => {
+            let id = NodeId(node);
+            let (fragments, queued) = references_to(client, id).await?;
+            if fragments > 0 || queued > 0 {
+                bail!(
+                    "node {node} is still referenced: {fragments} fragments of committed \
+                     stripes and {queued} queued deletions name it. Drain it (`shale admin \
+                     node set-state --node {node} --state draining --reason ...`) and wait \
+                     until repair has moved every fragment and the GC has deleted the old \
+                     copies (`shale admin repair status`), then remove it"
+                );
+            }
+            client
+                .remove_node(id)
+                .await
+                .with_context(|| format!("removing node {node}"))?;
+            Ok(format!("node {node} removed from the cluster map\n"))
+        }
     }
+}
+
+/// Fragments of committed stripes (every object group's stripe index) and fragments
+/// queued for deletion (every GC queue) on `node`.
+async fn references_to(client: &MetaClient, node: NodeId) -> anyhow::Result<(u64, u64)> {
+    let (mut fragments, mut queued) = (0u64, 0u64);
+    for group in client.object_groups().await.context("listing groups")? {
+        let mut after = None;
+        loop {
+            let page = client
+                .list_stripes(group, after, 1000)
+                .await
+                .with_context(|| format!("listing the stripes of group {group}"))?;
+            after = page.stripes.last().map(|s| s.id);
+            for s in &page.stripes {
+                fragments += s.placement.iter().filter(|l| l.node == node).count() as u64;
+            }
+            if !page.is_truncated || after.is_none() {
+                break;
+            }
+        }
+        let mut after = None;
+        loop {
+            let page = client
+                .gc_take(group, after, 1000)
+                .await
+                .with_context(|| format!("reading the GC queue of group {group}"))?;
+            after = page.last().map(|e| e.id);
+            for e in &page {
+                queued += e
+                    .fragments
+                    .iter()
+                    .filter(|f| f.location.node == node)
+                    .count() as u64;
+            }
+            if page.len() < 1000 {
+                break;
+            }
+        }
+    }
+    Ok((fragments, queued))
 }
 
 async fn disk_cmd(client: &MetaClient, cmd: DiskCommand) -> anyhow::Result<String> {

@@ -235,7 +235,7 @@ fn metric_sum(text: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_datanode_is_emptied_while_it_serves_reads() {
-    let c = MultiCluster::start_with(
+    let mut c = MultiCluster::start_with(
         1,
         "[maintain]\nrepair_tick_ms = 300\ngc_delay_secs = 1\ngc_tick_ms = 300\n",
     )
@@ -262,6 +262,12 @@ async fn a_draining_datanode_is_emptied_while_it_serves_reads() {
         .iter()
         .max_by_key(|(n, c)| (**c, std::cmp::Reverse(**n)))
         .expect("a node holds fragments");
+    // Still holding fragments: removal is refused, with what to do.
+    let refused = c.admin_err(&["node", "remove", "--node", &drained.0.to_string()]);
+    assert!(
+        refused.contains("is still referenced") && refused.contains("Drain it"),
+        "{refused}"
+    );
     c.admin(&[
         "node",
         "set-state",
@@ -315,6 +321,46 @@ async fn a_draining_datanode_is_emptied_while_it_serves_reads() {
     for (key, body) in &objects {
         assert!(get(&s3, &bucket, key).await == *body, "{key}");
     }
+    // Emptied: once the GC queues no longer name it either, the node is stopped and
+    // removed from the cluster map; everything still reads.
+    let id = drained.0.to_string();
+    poll_until(
+        Duration::from_secs(60),
+        "the GC queues to drain",
+        || async { gc_free_of(&meta, drained).await.then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_tails(30)));
+    c.kill9_datanode(usize::try_from(drained.0).expect("id") - 1);
+    let out = c.admin(&["node", "remove", "--node", &id]);
+    assert!(out.contains(&format!("node {id} removed")), "{out}");
+    assert!(cluster_map(&meta)
+        .await
+        .expect("map")
+        .node(drained)
+        .is_none());
+    for (key, body) in &objects {
+        assert!(get(&s3, &bucket, key).await == *body, "{key}");
+    }
+}
+
+/// Whether no GC queue entry names `node`.
+async fn gc_free_of(meta: &MetaClient, node: NodeId) -> bool {
+    let Ok(groups) = meta.object_groups().await else {
+        return false;
+    };
+    for g in groups {
+        let Ok(entries) = meta.gc_take(g, None, 1000).await else {
+            return false;
+        };
+        if entries
+            .iter()
+            .any(|e| e.fragments.iter().any(|f| f.location.node == node))
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// A whole rack and one more node declared Dead leave 11 Up nodes: a stripe that had

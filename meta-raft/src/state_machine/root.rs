@@ -207,6 +207,11 @@ pub enum RootCommand {
         group: GroupId,
         members: BTreeMap<u64, String>,
     },
+    /// Removes a Draining or Dead node from the cluster map (operator, after it was
+    /// emptied); rejected for an Up or Down node.
+    RemoveNode {
+        node: NodeId,
+    },
     /// Marks a disk of a node failed (with a reason) or healthy again (operator).
     SetDiskState {
         node: NodeId,
@@ -365,6 +370,26 @@ pub fn apply_root(txn: &WriteTransaction, cmd: &RootCommand) -> Result<Response,
             record.state_reason = reason.clone();
             record.state_changed_ms = *at_ms;
             t.insert(key.as_slice(), enc(&record)?.as_slice())?;
+            Ok(Response::Empty)
+        }
+        RootCommand::RemoveNode { node } => {
+            let mut t = txn.open_table(NODES)?;
+            let key = node_key(*node);
+            let Some(record) = (match t.get(key.as_slice())? {
+                Some(v) => Some(dec::<NodeRecord>("root_nodes", v.value())?),
+                None => None,
+            }) else {
+                return Ok(Response::Rejected(Reason::InvalidArgument(format!(
+                    "no node {node}"
+                ))));
+            };
+            if !matches!(record.info.state, NodeState::Draining | NodeState::Dead) {
+                return Ok(Response::Rejected(Reason::InvalidArgument(format!(
+                    "node {node} is {}: drain it (or declare it dead) before removing it",
+                    record.info.state
+                ))));
+            }
+            t.remove(key.as_slice())?;
             Ok(Response::Empty)
         }
         RootCommand::SetDiskState {

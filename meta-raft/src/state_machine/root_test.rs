@@ -373,3 +373,47 @@ fn access_keys_are_unique_and_deletable() {
         Response::Rejected(_)
     ));
 }
+
+#[test]
+fn only_a_draining_or_dead_node_can_be_removed() {
+    let db = db();
+    for (i, id) in [1u64, 2].into_iter().enumerate() {
+        run(
+            &db,
+            1 + i as u64,
+            RootCommand::RegisterNode {
+                info: node(id, "r1"),
+                at_ms: 10,
+            },
+        );
+    }
+    let remove = |n| RootCommand::RemoveNode { node: NodeId(n) };
+    // Up: refused, with what to do.
+    match run(&db, 3, remove(1)) {
+        Response::Rejected(Reason::InvalidArgument(why)) => {
+            assert!(why.contains("drain it"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(run(&db, 4, remove(9)), Response::Rejected(_)));
+    for (i, state) in [NodeState::Draining, NodeState::Dead]
+        .into_iter()
+        .enumerate()
+    {
+        let n = 1 + i as u64;
+        run(
+            &db,
+            5 + i as u64,
+            RootCommand::SetNodeState {
+                node: NodeId(n),
+                state,
+                reason: "decommission".into(),
+                at_ms: 20,
+                expect: None,
+            },
+        );
+        assert_eq!(run(&db, 7 + i as u64, remove(n)), Response::Empty);
+    }
+    let txn = db.begin_read().unwrap();
+    assert!(nodes(&txn).unwrap().is_empty());
+}
