@@ -154,7 +154,7 @@ impl Maintainer {
     /// Starts the loops `config` enables on `host` (a meta node's groups).
     pub fn start(env: &Env, host: Arc<MetaGroupHost>, config: MaintainConfig) -> Self {
         let node_id = host.node_id();
-        let local = LocalGroups::new(host);
+        let local = LocalGroups::with_clock(host, env.clock().clone());
         let transitions = Arc::new(Mutex::new(0u64));
         let nodes = Arc::new(DataNodes::new(config.fragment_timeout()));
         let repair_worker =

@@ -41,10 +41,13 @@ impl std::fmt::Debug for LocalGroups {
 
 impl LocalGroups {
     pub fn new(host: Arc<MetaGroupHost>) -> Self {
-        Self {
-            host,
-            clock: Clock::new(),
-        }
+        Self::with_clock(host, Clock::new())
+    }
+
+    /// `new`, stamping commands with `clock`'s wall time (the maintenance env's clock,
+    /// so a simulated skew of the node reaches every time this node records).
+    pub fn with_clock(host: Arc<MetaGroupHost>, clock: Clock) -> Self {
+        Self { host, clock }
     }
 
     /// This node's wall clock, unix ms (stamped into commands that record a time).

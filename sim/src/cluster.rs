@@ -2,7 +2,7 @@
 //! racks, gateways serving S3 over simulated TCP, client nodes — and the fault levers a
 //! scenario pulls: power loss and restart of a node or a rack (disks drop unsynced
 //! writes), network clogs of a node, a link or a partition (madsim's `NetSim`), and
-//! per-gateway clock skew (through `common::env::Clock`).
+//! per-node clock skew (through `common::env::Clock`).
 //!
 //! Faults nest: every lever counts, so two overlapping faults on one node (a crash and
 //! a rack loss) restore it only when both have ended.
@@ -59,6 +59,10 @@ pub struct SimCluster {
     env: Env,
     /// Each data node's healthy disk profile (restored when a disk fault ends).
     base_faults: SimDiskFaults,
+    /// Each meta node's healthy disk profile.
+    meta_base_faults: SimDiskFaults,
+    /// Meta nodes whose disk is bad now (restarted when it is healthy again).
+    meta_disk_bad: BTreeSet<usize>,
     down: BTreeMap<NodeRef, u32>,
     clogged: BTreeMap<NodeRef, u32>,
     links: BTreeMap<(NodeRef, NodeRef), u32>,
@@ -167,6 +171,16 @@ impl SimCluster {
             } else {
                 SimDiskFaults::default()
             },
+            meta_base_faults: if planted == Some(Planted::MetaFsyncLies) {
+                SimDiskFaults {
+                    crash_keep_prob: 0.0,
+                    crash_tear_prob: 0.0,
+                    ..SimDiskFaults::default()
+                }
+            } else {
+                SimDiskFaults::default()
+            },
+            meta_disk_bad: BTreeSet::new(),
             down: BTreeMap::new(),
             clogged: BTreeMap::new(),
             links: BTreeMap::new(),
@@ -543,6 +557,32 @@ impl SimCluster {
         }
     }
 
+    /// Gives meta node `i`'s disk a fault profile (`enospc`: capacity just above its
+    /// use).
+    pub fn meta_disk_faults(&mut self, i: usize, faults: &SimDiskFaults, enospc: bool) {
+        let d = &self.metas[i].disk;
+        let mut f = SimDiskFaults {
+            crash_keep_prob: self.meta_base_faults.crash_keep_prob,
+            crash_tear_prob: self.meta_base_faults.crash_tear_prob,
+            ..faults.clone()
+        };
+        if enospc {
+            f.capacity_bytes = Some(d.used_bytes() + (64 << 10));
+        }
+        d.set_faults(f);
+        self.meta_disk_bad.insert(i);
+    }
+
+    /// Meta node `i`'s disk healthy again, and its process restarted (no power loss)
+    /// unless it is down: a supervisor restarting what the bad disk may have stopped (a
+    /// Raft group whose storage failed stops for good).
+    pub fn meta_disk_healthy(&mut self, i: usize) {
+        self.metas[i].disk.set_faults(self.meta_base_faults.clone());
+        if self.meta_disk_bad.remove(&i) && !self.down.contains_key(&NodeRef::Meta(i)) {
+            self.metas[i].process_restart();
+        }
+    }
+
     /// Pauses `n`'s process (nested).
     pub fn pause(&mut self, n: NodeRef) {
         let c = self.paused.entry(n).or_insert(0);
@@ -577,6 +617,17 @@ impl SimCluster {
     /// Skews gateway `i`'s wall clock (0 restores it).
     pub fn skew_gateway(&self, i: usize, offset_ms: i64) {
         self.gateways[i].skew(offset_ms);
+    }
+
+    /// Skews `n`'s wall clock (0 restores it): a gateway's dates SigV4 checks and the
+    /// times it stamps into objects; a meta node's, what its maintenance loops stamp
+    /// (node state changes, GC acks); a data node's, its heartbeats and damage reports.
+    pub fn skew(&self, n: NodeRef, offset_ms: i64) {
+        match n {
+            NodeRef::Meta(i) => self.metas[i].skew(offset_ms),
+            NodeRef::Data(i) => self.datanodes[i].skew(offset_ms),
+            NodeRef::Gateway(i) => self.gateways[i].skew(offset_ms),
+        }
     }
 
     /// The running meta node that leads `group` (the one claiming leadership with the
@@ -621,11 +672,14 @@ impl SimCluster {
         for (n, _) in std::mem::take(&mut self.paused) {
             Handle::current().resume(self.madsim_id(n));
         }
-        for i in 0..self.gateways.len() {
-            self.skew_gateway(i, 0);
+        for n in self.servers() {
+            self.skew(n, 0);
         }
         for i in 0..self.datanodes.len() {
             self.disk_healthy(i);
+        }
+        for i in 0..self.metas.len() {
+            self.meta_disk_healthy(i);
         }
         self.set_network(None);
     }

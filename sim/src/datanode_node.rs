@@ -58,6 +58,9 @@ pub struct SimDatanode {
     pub handle: madsim::runtime::NodeHandle,
     pub addr: SocketAddr,
     pub disks: Vec<Arc<SimDisk>>,
+    /// The node's environment (shared by every incarnation): its clock dates the
+    /// heartbeats, damage reports and scrub passes, so `skew` moves them.
+    pub env: Env,
     /// Why process starts failed (the stores did not open). A failed start is retried a
     /// second later, as a supervisor would.
     pub start_errors: Arc<Mutex<Vec<String>>>,
@@ -88,6 +91,7 @@ impl SimDatanode {
     ) -> Self {
         let addr = SocketAddr::new(ip, DATANODE_PORT);
         let node_env = env.fork();
+        let skew_env = node_env.clone();
         let rack = RackId(rack.to_string());
         let init_disks = served;
         let start_errors: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -136,8 +140,17 @@ impl SimDatanode {
             handle,
             addr,
             disks,
+            env: skew_env,
             start_errors,
         }
+    }
+
+    /// Sets this node's wall-clock offset (positive: ahead), in milliseconds.
+    pub fn skew(&self, offset_ms: i64) {
+        self.env.clock().set_wall_offset(
+            Duration::from_millis(offset_ms.unsigned_abs()),
+            offset_ms >= 0,
+        );
     }
 
     /// Power loss: kill the process, crash its disks (unsynced writes lost or torn),

@@ -19,7 +19,8 @@
 //! partitions; swizzle-clog; process pause; a data node's disk returning EIO, rotting
 //! bits, slowing down or filling up; bits of stored fragments flipping at rest; a data
 //! node replaced for good by a new empty one; packet loss and latency; a gateway's clock
-//! skewed inside or beyond the SigV4 window. Each run is a safety phase (faults on), then
+//! skewed inside or beyond the SigV4 window, a meta or data node's clock skewed by up to
+//! an hour. Each run is a safety phase (faults on), then
 //! every fault healed, a recovery pause, a liveness phase and final reads; scenarios
 //! checking full redundancy or GC safety then give repair a bounded wait.
 //!

@@ -3,9 +3,11 @@
 //! scenarios can drive its groups directly (from inside the node's network identity).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use common::env::{Disk, Env, SimDisk, SimDiskFaults};
+use common::env::{Clock, Disk, Env, SimDisk, SimDiskFaults};
 use meta_raft::config::{MaintainConfig, MemberConfig, MetaConfig};
 use meta_raft::meta_node::MetaNode;
 
@@ -19,6 +21,22 @@ pub struct SimMetaNode {
     running: Arc<Mutex<Option<Arc<MetaNode>>>>,
     /// The running process's maintenance loops (their counters).
     maintainer: Arc<Mutex<Option<maintain::Maintainer>>>,
+    /// The wall-clock skew of this node (ms, positive: ahead), applied to every
+    /// incarnation's maintenance clock: the times the node stamps into commands
+    /// (`SetNodeState` by the failure detector, `GcAck`).
+    wall_offset_ms: Arc<AtomicI64>,
+    /// The current incarnation's maintenance clock.
+    clock: Arc<Mutex<Option<Clock>>>,
+    /// Why process starts failed (the disk unreadable or erring). A failed start is
+    /// retried a second later, as a supervisor would.
+    pub start_errors: Arc<Mutex<Vec<String>>>,
+}
+
+fn apply_offset(clock: &Clock, offset_ms: i64) {
+    clock.set_wall_offset(
+        Duration::from_millis(offset_ms.unsigned_abs()),
+        offset_ms >= 0,
+    );
 }
 
 /// The config every meta node of a simulated cluster gets.
@@ -93,6 +111,11 @@ impl SimMetaNode {
         let maintainer_slot = Arc::clone(&maintainer);
         let init_disk = served;
         let id = config.node_id;
+        let wall_offset_ms = Arc::new(AtomicI64::new(0));
+        let clock: Arc<Mutex<Option<Clock>>> = Arc::new(Mutex::new(None));
+        let (offset_slot, clock_slot) = (Arc::clone(&wall_offset_ms), Arc::clone(&clock));
+        let start_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let errors = Arc::clone(&start_errors);
         let handle = madsim::runtime::Handle::current()
             .create_node()
             .name(format!("meta-{id}"))
@@ -102,22 +125,32 @@ impl SimMetaNode {
                 let disk: Arc<dyn Disk> = init_disk.clone();
                 let slot = Arc::clone(&slot);
                 let maintainer_slot = Arc::clone(&maintainer_slot);
+                let offset_slot = Arc::clone(&offset_slot);
+                let clock_slot = Arc::clone(&clock_slot);
+                let errors = Arc::clone(&errors);
                 async move {
                     let maintain = config.maintain.clone();
-                    let node = Arc::new(
-                        MetaNode::start(config, disk)
-                            .await
-                            .expect("meta node starts"),
-                    );
+                    let node = loop {
+                        match MetaNode::start(config.clone(), Arc::clone(&disk)).await {
+                            Ok(node) => break Arc::new(node),
+                            Err(e) => {
+                                errors
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(e.to_string());
+                                madsim::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
+                    };
                     *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&node));
                     // Failure detector, GC and repair where this node leads; their tasks
                     // live as long as this incarnation of the process (the slot only
                     // keeps the counters readable).
-                    let m = maintain::Maintainer::start(
-                        &Env::seeded(id),
-                        Arc::clone(node.host()),
-                        maintain,
-                    );
+                    let menv = Env::seeded(id);
+                    apply_offset(menv.clock(), offset_slot.load(Ordering::Relaxed));
+                    *clock_slot.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(menv.clock().clone());
+                    let m = maintain::Maintainer::start(&menv, Arc::clone(node.host()), maintain);
                     *maintainer_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
                     node.serve(std::future::pending()).await.expect("serve");
                 }
@@ -130,6 +163,31 @@ impl SimMetaNode {
             disk,
             running,
             maintainer,
+            wall_offset_ms,
+            clock,
+            start_errors,
+        }
+    }
+
+    /// The process dies and starts again; the disk keeps everything (no power loss).
+    pub fn process_restart(&self) {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let h = madsim::runtime::Handle::current();
+        h.kill(self.handle.id());
+        h.restart(self.handle.id());
+    }
+
+    /// Sets this node's wall-clock offset (positive: ahead), in milliseconds; it holds
+    /// across restarts until set back to 0.
+    pub fn skew(&self, offset_ms: i64) {
+        self.wall_offset_ms.store(offset_ms, Ordering::Relaxed);
+        if let Some(c) = self
+            .clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            apply_offset(c, offset_ms);
         }
     }
 

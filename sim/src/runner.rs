@@ -119,8 +119,9 @@ enum Undo {
     Unclog(Vec<NodeRef>),
     Heal(Vec<NodeRef>, Vec<NodeRef>),
     HealOneWay(Vec<NodeRef>, Vec<NodeRef>),
-    Unskew(usize),
+    Unskew(NodeRef),
     DiskHealthy(usize),
+    MetaDiskHealthy(usize),
     Resume(NodeRef),
     Network,
     Nothing,
@@ -217,8 +218,9 @@ async fn drive(
                 Undo::Unclog(ns) => ns.into_iter().for_each(|n| cluster.unclog(n)),
                 Undo::Heal(a, b) => cluster.heal_partition(&a, &b),
                 Undo::HealOneWay(a, b) => cluster.heal_one_way(&a, &b),
-                Undo::Unskew(g) => cluster.skew_gateway(g, 0),
+                Undo::Unskew(n) => cluster.skew(n, 0),
                 Undo::DiskHealthy(d) => cluster.disk_healthy(d),
+                Undo::MetaDiskHealthy(m) => cluster.meta_disk_healthy(m),
                 Undo::Resume(n) => cluster.resume(n),
                 Undo::Network => cluster.set_network(None),
                 Undo::Nothing => {}
@@ -318,6 +320,32 @@ async fn drive(
             log.push(format!("data-{} failed to start: {e}", i + 1));
         }
     }
+    for (i, m) in cluster.metas.iter().enumerate() {
+        let st = m.disk.stats();
+        if st.injected_read_errors
+            + st.injected_write_errors
+            + st.injected_sync_errors
+            + st.bits_rotted
+            > 0
+        {
+            log.push(format!(
+                "meta-{} disk: {} read, {} write, {} sync errors injected, {} bits rotted",
+                i + 1,
+                st.injected_read_errors,
+                st.injected_write_errors,
+                st.injected_sync_errors,
+                st.bits_rotted
+            ));
+        }
+        for e in m
+            .start_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            log.push(format!("meta-{} failed to start: {e}", i + 1));
+        }
+    }
     for (i, g) in cluster.gateways.iter().enumerate() {
         for e in g
             .start_errors
@@ -415,9 +443,9 @@ async fn start_fault(cluster: &mut SimCluster, action: &FaultAction) -> (Undo, S
             cluster.clog(*n);
             (Undo::Unclog(vec![*n]), String::new())
         }
-        FaultAction::Skew(g, ms) => {
-            cluster.skew_gateway(*g, *ms);
-            (Undo::Unskew(*g), String::new())
+        FaultAction::Skew(n, ms) => {
+            cluster.skew(*n, *ms);
+            (Undo::Unskew(*n), String::new())
         }
         FaultAction::MassCrashMeta => {
             let ns: Vec<NodeRef> = (0..cluster.metas.len()).map(NodeRef::Meta).collect();
@@ -427,6 +455,10 @@ async fn start_fault(cluster: &mut SimCluster, action: &FaultAction) -> (Undo, S
         FaultAction::DiskFaults(i, faults, enospc) => {
             cluster.disk_faults(*i, faults, *enospc);
             (Undo::DiskHealthy(*i), String::new())
+        }
+        FaultAction::MetaDiskFaults(i, faults, enospc) => {
+            cluster.meta_disk_faults(*i, faults, *enospc);
+            (Undo::MetaDiskHealthy(*i), String::new())
         }
         FaultAction::Pause(n) => {
             cluster.pause(*n);

@@ -285,7 +285,11 @@ pub enum FaultKind {
     AsymmetricPartition,
     /// One random server node cut off the network.
     NodeClog,
-    /// A gateway's wall clock skewed by up to `max_skew_secs` either way.
+    /// One node's wall clock skewed by up to `max_skew_secs` either way: a gateway's
+    /// (`target` absent or "gateway": SigV4 window, object times), a meta node's
+    /// ("meta": times its maintenance loops stamp into commands), a data node's
+    /// ("data": heartbeat and damage times; the failure detector must not care), or any
+    /// server's ("server").
     ClockSkew,
     /// Every node of `target` ("meta" or "data") loses power at once.
     MassCrash,
@@ -309,6 +313,11 @@ pub enum FaultKind {
     /// the failure detector marks it Dead and repair rebuilds its fragments elsewhere.
     /// Instant; `every_secs` must leave repair time between two replacements.
     ReplaceDatanode,
+    /// One meta node's disk (its Raft logs and redb state machines) turns bad for a
+    /// while, drawn like `disk-faults` from the kinds `disk_kinds` allows. When the fault
+    /// ends the disk is healthy again and the node's process restarts (a supervisor
+    /// restarting what the bad disk may have stopped).
+    MetaDiskFaults,
 }
 
 impl FaultKind {
@@ -331,6 +340,7 @@ impl FaultKind {
             FaultKind::LossyNetwork => "lossy-network",
             FaultKind::DiskRot => "disk-rot",
             FaultKind::ReplaceDatanode => "replace-datanode",
+            FaultKind::MetaDiskFaults => "meta-disk-faults",
         }
     }
 }
@@ -349,9 +359,15 @@ pub struct FaultSpec {
     /// `clock-skew`: the largest offset.
     #[serde(default)]
     pub max_skew_secs: Option<f64>,
-    /// `mass-crash`: "meta" or "data".
+    /// `mass-crash`: "meta" or "data"; `clock-skew`: "gateway" (default), "meta",
+    /// "data" or "server".
     #[serde(default)]
     pub target: Option<String>,
+    /// `disk-faults` / `meta-disk-faults`: the fault kinds a bad disk may show, among
+    /// "eio" (read / write / sync errors), "rot" (bit rot on reads), "slow" and "full"
+    /// (ENOSPC); default all.
+    #[serde(default)]
+    pub disk_kinds: Option<Vec<String>>,
     /// `lossy-network`: the largest packet loss rate drawn (default 0.2).
     #[serde(default)]
     pub loss_rate: Option<f64>,
@@ -396,12 +412,14 @@ pub enum FaultAction {
     /// Links from the first side to the second clogged (that direction only).
     OneWay(Vec<NodeRef>, Vec<NodeRef>),
     Clog(NodeRef),
-    /// Gateway index and offset in milliseconds.
-    Skew(usize, i64),
+    /// A node's wall clock moved by this many milliseconds.
+    Skew(NodeRef, i64),
     MassCrashMeta,
     MassCrashData,
     /// A data node's disk fault profile; `enospc`: capacity set just above its use.
     DiskFaults(usize, SimDiskFaults, bool),
+    /// The same for a meta node's disk.
+    MetaDiskFaults(usize, SimDiskFaults, bool),
     Pause(NodeRef),
     /// Loss rate and latency range (ms).
     LossyNetwork(f64, u64, u64),
@@ -443,24 +461,23 @@ impl fmt::Display for FaultAction {
                         .collect::<Vec<_>>()
                         .join(",")
                 };
-                write!(f, "one-way partition {{{}}} -/-> {{{}}}", names(a), names(b))
+                write!(
+                    f,
+                    "one-way partition {{{}}} -/-> {{{}}}",
+                    names(a),
+                    names(b)
+                )
             }
             FaultAction::Clog(n) => write!(f, "clog {n}"),
-            FaultAction::Skew(g, ms) => write!(f, "skew gateway-{} by {ms} ms", g + 1),
+            FaultAction::Skew(n, ms) => write!(f, "skew {n} by {ms} ms"),
             FaultAction::MassCrashMeta => write!(f, "power loss of every meta node"),
             FaultAction::MassCrashData => write!(f, "power loss of every data node"),
-            FaultAction::DiskFaults(i, d, enospc) => write!(
-                f,
-                "bad disk on data-{}: EIO read {:.4} write {:.4} sync {:.4}, bit rot {:.4}, latency {:?}..{:?}{}",
-                i + 1,
-                d.read_error_prob,
-                d.write_error_prob,
-                d.sync_error_prob,
-                d.bit_rot_prob,
-                d.latency_min,
-                d.latency_max,
-                if *enospc { ", full" } else { "" }
-            ),
+            FaultAction::DiskFaults(i, d, enospc) => {
+                write!(f, "bad disk on data-{}: {}", i + 1, DiskProfile(d, *enospc))
+            }
+            FaultAction::MetaDiskFaults(i, d, enospc) => {
+                write!(f, "bad disk on meta-{}: {}", i + 1, DiskProfile(d, *enospc))
+            }
             FaultAction::Pause(n) => write!(f, "pause {n}"),
             FaultAction::LossyNetwork(loss, lo, hi) => {
                 write!(f, "network: loss {loss:.3}, latency {lo}..{hi} ms")
@@ -476,6 +493,26 @@ impl fmt::Display for FaultAction {
             ),
             FaultAction::Replace(n) => write!(f, "replace data node #{n} by a new one"),
         }
+    }
+}
+
+/// A bad disk's profile, as the fault log prints it.
+struct DiskProfile<'a>(&'a SimDiskFaults, bool);
+
+impl fmt::Display for DiskProfile<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        write!(
+            f,
+            "EIO read {:.4} write {:.4} sync {:.4}, bit rot {:.4}, latency {:?}..{:?}{}",
+            d.read_error_prob,
+            d.write_error_prob,
+            d.sync_error_prob,
+            d.bit_rot_prob,
+            d.latency_min,
+            d.latency_max,
+            if self.1 { ", full" } else { "" }
+        )
     }
 }
 
@@ -607,6 +644,22 @@ impl Scenario {
                 && !matches!(f.target.as_deref(), Some("meta") | Some("data"))
             {
                 return bad("faults: mass-crash needs target = \"meta\" or \"data\"");
+            }
+            if f.kind == FaultKind::ClockSkew
+                && !matches!(
+                    f.target.as_deref(),
+                    None | Some("gateway") | Some("meta") | Some("data") | Some("server")
+                )
+            {
+                return bad("faults: clock-skew target must be gateway, meta, data or server");
+            }
+            if let Some(kinds) = &f.disk_kinds {
+                if kinds
+                    .iter()
+                    .any(|k| !matches!(k.as_str(), "eio" | "rot" | "slow" | "full"))
+                {
+                    return bad("faults: disk_kinds are among eio, rot, slow, full");
+                }
             }
             // Data node addresses are 10.0.3.1..=10.0.3.250, one per node ever started.
             if f.kind == FaultKind::ReplaceDatanode
@@ -827,43 +880,12 @@ impl Scenario {
                 FaultAction::Pause(servers[pick(rng, servers.len())])
             }
             FaultKind::DiskFaults => {
-                let mut maybe = |on: f64, max: f64| {
-                    if rng.chance(on) {
-                        rng.unit_f64() * max
-                    } else {
-                        0.0
-                    }
-                };
-                let read_error_prob = maybe(0.6, 0.05);
-                let write_error_prob = maybe(0.6, 0.05);
-                let sync_error_prob = maybe(0.4, 0.02);
-                let bit_rot_prob = maybe(0.4, 0.01);
-                let slow = rng.chance(0.4);
-                let latency_min = Duration::from_micros(if slow {
-                    rng.range_inclusive(500, 5_000)
-                } else {
-                    0
-                });
-                let latency_max = latency_min
-                    + Duration::from_micros(if slow {
-                        rng.range_inclusive(0, 50_000)
-                    } else {
-                        0
-                    });
-                let enospc = rng.chance(0.2);
-                FaultAction::DiskFaults(
-                    pick(rng, c.data_nodes),
-                    SimDiskFaults {
-                        read_error_prob,
-                        write_error_prob,
-                        sync_error_prob,
-                        bit_rot_prob,
-                        latency_min,
-                        latency_max,
-                        ..SimDiskFaults::default()
-                    },
-                    enospc,
-                )
+                let (faults, enospc) = draw_disk(f, rng);
+                FaultAction::DiskFaults(pick(rng, c.data_nodes), faults, enospc)
+            }
+            FaultKind::MetaDiskFaults => {
+                let (faults, enospc) = draw_disk(f, rng);
+                FaultAction::MetaDiskFaults(pick(rng, c.meta_nodes), faults, enospc)
             }
             FaultKind::LossyNetwork => {
                 let max_loss = f.loss_rate.unwrap_or(0.2);
@@ -874,7 +896,16 @@ impl Scenario {
             FaultKind::ClockSkew => {
                 let max_ms = (f.max_skew_secs.unwrap_or(300.0) * 1000.0) as u64;
                 let off = rng.range_inclusive(0, 2 * max_ms) as i64 - max_ms as i64;
-                FaultAction::Skew(pick(rng, c.gateways), off)
+                let node = match f.target.as_deref() {
+                    Some("meta") => NodeRef::Meta(pick(rng, c.meta_nodes)),
+                    Some("data") => NodeRef::Data(pick(rng, c.data_nodes)),
+                    Some("server") => {
+                        let servers = self.servers();
+                        servers[pick(rng, servers.len())]
+                    }
+                    _ => NodeRef::Gateway(pick(rng, c.gateways)),
+                };
+                FaultAction::Skew(node, off)
             }
             FaultKind::MassCrash => match f.target.as_deref() {
                 Some("meta") => FaultAction::MassCrashMeta,
@@ -889,6 +920,62 @@ impl Scenario {
             FaultKind::ReplaceDatanode => FaultAction::Replace(rng.next_u64()),
         }
     }
+}
+
+/// A bad disk's profile: each kind the spec allows is on with some chance and, where
+/// on, its rate is drawn too. (Every draw happens whatever is allowed, so the kinds
+/// allowed do not shift the rest of the plan.)
+fn draw_disk(f: &FaultSpec, rng: &mut Rng) -> (SimDiskFaults, bool) {
+    let allowed = |k: &str| {
+        f.disk_kinds
+            .as_ref()
+            .is_none_or(|v| v.iter().any(|x| x == k))
+    };
+    let (eio, rot, slow_ok, full) = (
+        allowed("eio"),
+        allowed("rot"),
+        allowed("slow"),
+        allowed("full"),
+    );
+    let mut maybe = |on: f64, max: f64, ok: bool| {
+        let v = if rng.chance(on) {
+            rng.unit_f64() * max
+        } else {
+            0.0
+        };
+        if ok {
+            v
+        } else {
+            0.0
+        }
+    };
+    let read_error_prob = maybe(0.6, 0.05, eio);
+    let write_error_prob = maybe(0.6, 0.05, eio);
+    let sync_error_prob = maybe(0.4, 0.02, eio);
+    let bit_rot_prob = maybe(0.4, 0.01, rot);
+    let slow = rng.chance(0.4);
+    let (lo, extra) = if slow {
+        let lo = rng.range_inclusive(500, 5_000);
+        (lo, rng.range_inclusive(0, 50_000))
+    } else {
+        (0, 0)
+    };
+    let (lo, extra) = if slow_ok { (lo, extra) } else { (0, 0) };
+    let latency_min = Duration::from_micros(lo);
+    let latency_max = latency_min + Duration::from_micros(extra);
+    let enospc = rng.chance(0.2) && full;
+    (
+        SimDiskFaults {
+            read_error_prob,
+            write_error_prob,
+            sync_error_prob,
+            bit_rot_prob,
+            latency_min,
+            latency_max,
+            ..SimDiskFaults::default()
+        },
+        enospc,
+    )
 }
 
 fn draw_ms(rng: &mut Rng, range: [f64; 2]) -> u64 {

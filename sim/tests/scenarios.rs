@@ -73,6 +73,13 @@ fn swarm() {
     assert_passes("swarm", &[1]);
 }
 
+/// Meta node disks erring, slow or full: nodes may crash or refuse, no acknowledged
+/// write is lost, replicas converge after the disks heal and the processes restart.
+#[test]
+fn meta_disk_faults() {
+    assert_passes("meta-disk-faults", &[1, 2]);
+}
+
 /// A rack Dead for good under load: repair restores k+m fragments by the rack rule.
 #[test]
 fn rack_loss_repair() {
@@ -130,6 +137,7 @@ fn every_scenario_file_parses_and_plans() {
         "churn",
         "gc-race",
         "gc-race-versioned",
+        "meta-disk-faults",
     ] {
         assert!(names.iter().any(|n| n == want), "no scenario {want}");
     }
