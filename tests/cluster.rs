@@ -742,9 +742,9 @@ impl MultiCluster {
     }
 
     /// kill -9 data node `i` (0-based; node id i+1).
-    /// `shale admin <args>` that must fail: its stderr (panics if it succeeds).
-    pub fn admin_err(&self, args: &[&str]) -> String {
-        let out = Command::new(shale_bin())
+    /// Runs `shale admin <args>` against this cluster.
+    fn admin_output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(shale_bin())
             .arg("admin")
             .args([
                 "--meta",
@@ -755,7 +755,12 @@ impl MultiCluster {
             .args(args)
             .env("RUST_LOG", "error")
             .output()
-            .expect("running shale admin");
+            .expect("running shale admin")
+    }
+
+    /// `shale admin <args>` that must fail: its stderr (panics if it succeeds).
+    pub fn admin_err(&self, args: &[&str]) -> String {
+        let out = self.admin_output(args);
         assert!(
             !out.status.success(),
             "shale admin {args:?} should fail: {}",
@@ -766,18 +771,7 @@ impl MultiCluster {
 
     /// `shale admin <args>` against this cluster: stdout, or panics with stderr.
     pub fn admin(&self, args: &[&str]) -> String {
-        let out = Command::new(shale_bin())
-            .arg("admin")
-            .args([
-                "--meta",
-                &self.meta_addrs.join(","),
-                "--cluster-id",
-                MULTI_CLUSTER_ID,
-            ])
-            .args(args)
-            .env("RUST_LOG", "error")
-            .output()
-            .expect("running shale admin");
+        let out = self.admin_output(args);
         assert!(
             out.status.success(),
             "shale admin {args:?}: {}",
