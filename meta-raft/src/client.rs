@@ -1734,6 +1734,19 @@ impl MetaClient {
         Ok(r.report.as_ref().map(MaintainReport::from))
     }
 
+    /// The maintenance reports of the object groups' leaders, one per distinct meta node
+    /// (several groups may share a leader). A group without a reachable leader, or whose
+    /// leader runs no loops, contributes nothing.
+    pub async fn maintain_reports(&self) -> Result<BTreeMap<u64, MaintainReport>> {
+        let mut reports = BTreeMap::new();
+        for group in self.object_groups().await? {
+            if let Ok(Some(r)) = self.maintain_status(group).await {
+                reports.insert(r.node_id, r);
+            }
+        }
+        Ok(reports)
+    }
+
     /// Every group's status (see [`Self::all_groups`]).
     pub async fn group_statuses(&self) -> Result<Vec<GroupStatus>> {
         let mut out = Vec::new();

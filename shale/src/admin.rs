@@ -359,12 +359,12 @@ async fn live_inputs(
         sampled_all: true,
         ..LiveInputs::default()
     };
-    let mut reports = BTreeMap::new();
+    // A leaderless group reports nothing now; the others still give an estimate.
+    let reports = client
+        .maintain_reports()
+        .await
+        .context("reading the maintenance reports")?;
     for group in client.object_groups().await.context("listing groups")? {
-        // A leaderless group reports nothing now; the others still give an estimate.
-        if let Ok(Some(r)) = client.maintain_status(group).await {
-            reports.insert(r.node_id, r);
-        }
         let mut after = None;
         let mut seen = 0u64;
         loop {

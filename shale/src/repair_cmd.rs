@@ -123,13 +123,8 @@ async fn walk(client: &MetaClient) -> anyhow::Result<Backlog> {
             }
         }
     }
-    let mut reports = BTreeMap::new();
-    for group in client.object_groups().await? {
-        // A leaderless group reports nothing now; the backlog above stands on its own.
-        if let Ok(Some(r)) = client.maintain_status(group).await {
-            reports.insert(r.node_id, r);
-        }
-    }
+    // A leaderless group reports nothing now; the backlog above stands on its own.
+    let reports = client.maintain_reports().await?;
     if !reports.is_empty() {
         let mut t = LoopTotals::default();
         for r in reports.values().filter(|r| r.settings.repair) {
