@@ -7,3 +7,4 @@ pub mod codec;
 pub mod config;
 pub mod env;
 pub mod ids;
+pub mod planted;

@@ -820,14 +820,23 @@ impl FragmentWriter {
         let file = Arc::clone(self.file());
         file.write_at(&h.encode(), 0)
             .map_err(|e| StoreError::io("writing header of", tmp.clone(), e))?;
-        file.sync()
-            .map_err(|e| StoreError::io("syncing", tmp.clone(), e))?;
+        // Planted bug (simulation only): acknowledge the fragment without any fsync.
+        let ack_before_sync = common::planted::active(common::planted::Bug::AckBeforeSync);
+        if !ack_before_sync {
+            file.sync()
+                .map_err(|e| StoreError::io("syncing", tmp.clone(), e))?;
+        }
         let disk = &self.store.disk;
         let dest = final_path(id);
         disk.rename(&tmp, &dest)
             .map_err(|e| StoreError::io("renaming", tmp.clone(), e))?;
         let dir = fanout_dir(id);
-        if let Err(e) = disk.sync_dir(&dir) {
+        let synced = if ack_before_sync {
+            Ok(())
+        } else {
+            disk.sync_dir(&dir)
+        };
+        if let Err(e) = synced {
             // The rename may or may not survive a crash; undo it so the index and the
             // disk agree, and report the failure.
             let _ = disk.rename(&dest, &tmp);

@@ -76,6 +76,11 @@ pub fn plan_stripe(
     fragment_bytes: u64,
 ) -> Result<Placement, PlanError> {
     let placement = plan(map, k, m, stripe, fragment_bytes, Rules::STRICT)?;
+    if common::planted::active(common::planted::Bug::RackOverload) {
+        if let Some(bad) = overload_one_rack(map, &placement, m, fragment_bytes) {
+            return Ok(bad); // planted bug (simulation only): the check below is skipped
+        }
+    }
     let verdict = check_placement(map, &placement, k, m);
     assert!(
         verdict.is_ok(),
@@ -89,6 +94,50 @@ pub fn plan_stripe(
         );
     }
     Ok(placement)
+}
+
+/// The planted `RackOverload` bug: `placement` rewritten so that one rack (the first
+/// with at least `m + 1` eligible nodes) holds `m + 1` fragments, by moving fragments
+/// from other racks onto unused eligible nodes of that rack. `None` when no rack has
+/// enough eligible nodes.
+fn overload_one_rack(
+    map: &ClusterMap,
+    placement: &Placement,
+    m: u8,
+    fragment_bytes: u64,
+) -> Option<Placement> {
+    let want = usize::from(m) + 1;
+    let mut by_rack: BTreeMap<&RackId, Vec<FragmentLocation>> = BTreeMap::new();
+    for n in map.nodes.values() {
+        if !n.state.accepts_new_fragments() {
+            continue;
+        }
+        if let Some(d) = n.disks.iter().find(|d| disk_is_eligible(d, fragment_bytes)) {
+            by_rack.entry(&n.rack).or_default().push(FragmentLocation {
+                node: n.id,
+                disk: d.id,
+            });
+        }
+    }
+    let (rack, eligible) = by_rack.into_iter().find(|(_, e)| e.len() >= want)?;
+    let mut out = placement.clone();
+    let in_rack = |loc: &FragmentLocation| map.rack_of(loc.node) == Some(rack);
+    let mut spare = eligible
+        .into_iter()
+        .filter(|c| !out.locations.iter().any(|l| l.node == c.node))
+        .collect::<Vec<_>>()
+        .into_iter();
+    let mut held = out.locations.iter().filter(|l| in_rack(l)).count();
+    for loc in out.locations.iter_mut() {
+        if held >= want {
+            break;
+        }
+        if !in_rack(loc) {
+            *loc = spare.next()?;
+            held += 1;
+        }
+    }
+    (held >= want).then_some(out)
 }
 
 /// Whether `loc` may receive a new fragment of `fragment_bytes` bytes.

@@ -117,14 +117,14 @@ impl SimCluster {
                 let id = NodeId(i as u64 + 1);
                 let rack = rack_name(i % shape.racks);
                 let addr = ip(&format!("10.0.3.{}", i + 1));
-                let faults = if planted == Some(Planted::DatanodeFsyncLies) {
+                // A data node that never syncs loses what it wrote at every power loss.
+                let faults = if planted == Some(Planted::AckBeforeSync) {
                     lying_faults.clone()
                 } else {
                     SimDiskFaults::default()
                 };
                 let disk = SimDisk::new(env.random_u64(), faults);
                 let served: Arc<dyn Disk> = match planted {
-                    Some(Planted::DatanodeFsyncLies) => FsyncLies::new(disk.clone(), lying.clone()),
                     Some(Planted::MisdirectedReads) => {
                         MisdirectedReads::new(disk.clone(), lying.clone())
                     }
@@ -166,7 +166,7 @@ impl SimCluster {
             admin,
             lying,
             env: env.fork(),
-            base_faults: if planted == Some(Planted::DatanodeFsyncLies) {
+            base_faults: if planted == Some(Planted::AckBeforeSync) {
                 lying_faults
             } else {
                 SimDiskFaults::default()

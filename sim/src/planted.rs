@@ -1,11 +1,26 @@
 //! Planted bugs: deliberate faults in the system under test that the checkers must
-//! catch ("a checker that never fires proves nothing"). They live entirely in the
-//! harness, so the product carries no fault switch.
+//! catch ("a checker that never fires proves nothing"). Two kinds:
 //!
-//! - `FsyncLies` on meta nodes or data nodes: a `Disk` wrapper whose `sync` and
-//!   `sync_dir` report success without making anything durable while its switch is on,
-//!   i.e. a node that acknowledges a write before it is on disk. Paired with a crash of
-//!   every node of that kind at once (the `mass_crash` fault), acknowledged writes vanish.
+//! - bugs in the product's own code, behind the sim-only switches of
+//!   [`common::planted`] (compiled only with `--cfg madsim`), turned on for the safety
+//!   phase: `skip-read-barrier` (meta reads without `ensure_linearizable`: the
+//!   linearizability checker must fire), `ack-before-sync` (data nodes never fsync a
+//!   fragment; with a mass power loss the lost-writes checker must fire),
+//!   `rack-overload` (the planner puts `m + 1` fragments in one rack: the fragments
+//!   checker must fire) and `drop-version-on-apply` (the state machine acknowledges
+//!   some versions without storing them: lost-writes and linearizability must fire);
+//! - faults of the world around the product, in the harness (below).
+//!
+//! Each product bug's scenario also runs without the bug (`sim/scenarios/control-*`),
+//! and must pass there: what the checker reports is the bug's doing.
+//!
+//! The harness faults:
+//! - `FsyncLies` on meta nodes: a `Disk` wrapper whose `sync` and `sync_dir` report
+//!   success without making anything durable while its switch is on, i.e. a node that
+//!   acknowledges a write before it is on disk. Paired with a crash of every meta node at
+//!   once (the `mass_crash` fault), acknowledged writes vanish. (Data nodes that ack
+//!   before fsync are the product bug `ack-before-sync`; their disks then also drop every
+//!   unsynced write at a power loss.)
 //! - `MisdirectedReads` on data nodes: while its switch is on, a read of a fragment file
 //!   returns the bytes at the same offset of *another* fragment file of the same size (a
 //!   disk that reads the wrong sector). It found a real bug (block CRCs covered only the
@@ -39,9 +54,6 @@ pub enum Planted {
     /// Meta nodes' disks acknowledge `sync` without persisting (Raft log and state
     /// machine acknowledged before fsync).
     MetaFsyncLies,
-    /// Data nodes' disks acknowledge `sync` without persisting (a fragment acknowledged
-    /// before fsync).
-    DatanodeFsyncLies,
     /// Data nodes' disks read fragment blocks from the wrong file.
     MisdirectedReads,
     /// A majority of meta nodes stays dead through the liveness phase.
@@ -52,31 +64,64 @@ pub enum Planted {
     DivergentReplica,
     /// Data nodes' disks delete the next fragment file along with the one asked for.
     MisdirectedDeletes,
+    /// Product bug: meta reads skip the leader read barrier.
+    SkipReadBarrier,
+    /// Product bug: data nodes acknowledge fragments before fsync.
+    AckBeforeSync,
+    /// Product bug: the planner puts m + 1 fragments of a stripe in one rack.
+    RackOverload,
+    /// Product bug: the state machine drops some acknowledged versions on apply.
+    DropVersionOnApply,
 }
 
 impl Planted {
     pub fn name(self) -> &'static str {
         match self {
             Planted::MetaFsyncLies => "meta-fsync-lies",
-            Planted::DatanodeFsyncLies => "datanode-fsync-lies",
             Planted::MisdirectedReads => "misdirected-reads",
             Planted::UnhealedMajority => "unhealed-majority",
             Planted::CorruptResponses => "corrupt-responses",
             Planted::DivergentReplica => "divergent-replica",
             Planted::MisdirectedDeletes => "misdirected-deletes",
+            Planted::SkipReadBarrier => "skip-read-barrier",
+            Planted::AckBeforeSync => "ack-before-sync",
+            Planted::RackOverload => "rack-overload",
+            Planted::DropVersionOnApply => "drop-version-on-apply",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "meta-fsync-lies" => Some(Planted::MetaFsyncLies),
-            "datanode-fsync-lies" => Some(Planted::DatanodeFsyncLies),
             "misdirected-reads" => Some(Planted::MisdirectedReads),
             "unhealed-majority" => Some(Planted::UnhealedMajority),
             "corrupt-responses" => Some(Planted::CorruptResponses),
             "divergent-replica" => Some(Planted::DivergentReplica),
             "misdirected-deletes" => Some(Planted::MisdirectedDeletes),
+            "skip-read-barrier" => Some(Planted::SkipReadBarrier),
+            "ack-before-sync" => Some(Planted::AckBeforeSync),
+            "rack-overload" => Some(Planted::RackOverload),
+            "drop-version-on-apply" => Some(Planted::DropVersionOnApply),
             _ => None,
+        }
+    }
+
+    /// The product bug this planted bug switches on, if it is one.
+    pub fn product_bug(self) -> Option<common::planted::Bug> {
+        use common::planted::Bug;
+        match self {
+            Planted::SkipReadBarrier => Some(Bug::SkipReadBarrier),
+            Planted::AckBeforeSync => Some(Bug::AckBeforeSync),
+            Planted::RackOverload => Some(Bug::RackOverload),
+            Planted::DropVersionOnApply => Some(Bug::DropVersionOnApply),
+            _ => None,
+        }
+    }
+
+    /// Switches the product bug (if this is one) on or off for this thread's simulation.
+    pub fn set_product_bug(self, on: bool) {
+        if let Some(b) = self.product_bug() {
+            common::planted::set(b, on);
         }
     }
 }

@@ -81,6 +81,8 @@ impl RunReport {
 pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
     let plan = scenario.plan(seed);
     let w = &scenario.workload;
+    // Product bugs are planted per thread; a run starts with none (and ends with none).
+    common::planted::clear();
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     // A hung run fails instead of spinning forever.
     let limit = w.safety_secs + w.recovery_secs + w.liveness_secs + 600.0;
@@ -89,6 +91,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
     let p = plan.clone();
     let (history, fault_log, replicas, stripes, sim_secs) =
         rt.block_on(async move { drive(&sc, &p).await });
+    common::planted::clear();
     let mut violations = Violations::check(&history);
     violations.replicas = crate::checker::replicas::check(&replicas);
     violations.fragments =
@@ -146,8 +149,9 @@ async fn drive(
             sc.name, plan.seed
         );
     }
-    if sc.planted.is_some() {
+    if let Some(p) = sc.planted {
         cluster.set_lying(true);
+        p.set_product_bug(true);
     }
     let clock = env.clock().clone();
     let origin = clock.now();
@@ -235,6 +239,9 @@ async fn drive(
     clock.sleep_until(safety_end).await;
     cluster.heal_all();
     cluster.set_lying(false);
+    if let Some(p) = sc.planted {
+        p.set_product_bug(false);
+    }
     log.push(format!("t={:.3}s healed", w.safety_secs));
     if sc.planted == Some(Planted::UnhealedMajority) {
         for i in 0..=cluster.metas.len() / 2 {

@@ -170,16 +170,73 @@ fn planted_meta_fsync_lies_is_caught() {
     );
 }
 
+/// Product bug `ack-before-sync`: data nodes never fsync a fragment before acking it.
 #[test]
-fn planted_datanode_fsync_lies_is_caught() {
-    let r = run("datanode-fsync-lies", 1);
+fn planted_ack_before_sync_is_caught() {
+    let r = run("ack-before-sync", 1);
     assert!(
         !r.violations.lost_writes.is_empty(),
-        "acknowledged fragments lost on a mass power loss, yet lost-writes passed"
+        "fragments acknowledged before fsync lost on a mass power loss, yet lost-writes passed"
     );
     assert!(
         !r.violations.fragments.is_empty(),
-        "acknowledged fragments lost on a mass power loss, yet the fragments checker passed"
+        "fragments acknowledged before fsync lost on a mass power loss, yet the fragments checker passed"
+    );
+}
+
+/// Product bug `skip-read-barrier`: meta reads without the leader read barrier. Caught
+/// on every seed tried (1..4); seed 1 breaks LIST read-after-write too.
+#[test]
+fn planted_skip_read_barrier_is_caught() {
+    let r = run("skip-read-barrier", 1);
+    assert!(
+        !r.violations.linearizability.is_empty(),
+        "reads served without the read barrier under partitions, yet linearizability passed"
+    );
+    assert!(
+        !r.violations.list_after_write.is_empty(),
+        "LISTs served without the read barrier under partitions, yet list-after-write passed"
+    );
+}
+
+/// The same cluster, workload and faults as `skip-read-barrier`, with the barrier: every
+/// checker passes, so what the planted run reports is the bug's doing.
+#[test]
+fn control_skip_read_barrier_passes() {
+    assert_passes("control-skip-read-barrier", &[1]);
+}
+
+/// Product bug `rack-overload`: the planner puts m+1 fragments of a stripe in one rack.
+#[test]
+fn planted_rack_overload_is_caught() {
+    let r = run("rack-overload", 1);
+    assert!(
+        r.violations
+            .fragments
+            .iter()
+            .any(|v| v.to_string().contains("at most 4 may share a rack")),
+        "stripes placed with 5 of 8+4 fragments in one rack, yet the fragments checker passed: {:?}",
+        r.violations.lines()
+    );
+}
+
+/// Product bug `drop-version-on-apply`: the state machine acknowledges versions it does
+/// not store (on every replica alike, so the replicas checker rightly stays quiet).
+#[test]
+fn planted_drop_version_on_apply_is_caught() {
+    let r = run("drop-version-on-apply", 1);
+    assert!(
+        !r.violations.linearizability.is_empty(),
+        "acknowledged versions dropped on apply, yet linearizability passed"
+    );
+    assert!(
+        !r.violations.list_after_write.is_empty(),
+        "acknowledged versions dropped on apply, yet list-after-write passed"
+    );
+    assert!(
+        r.violations.replicas.is_empty(),
+        "{:?}",
+        r.violations.replicas
     );
 }
 

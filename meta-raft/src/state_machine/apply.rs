@@ -322,7 +322,13 @@ impl<'t> Applier<'t> {
             let keep: BTreeSet<StripeId> = record.body.stripes().iter().map(|s| s.id).collect();
             self.remove_version(&old, &keep)?;
         }
-        self.insert_version(&record)?;
+        // Planted bug (simulation only): every fifth log index acknowledges the version
+        // without storing it (deterministic, so every replica drops the same ones).
+        let dropped = common::planted::active(common::planted::Bug::DropVersionOnApply)
+            && record.seq.is_multiple_of(5);
+        if !dropped {
+            self.insert_version(&record)?;
+        }
         let record = *record;
         Ok(Response::Committed {
             version_id: record.version_id,
