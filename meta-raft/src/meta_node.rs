@@ -39,6 +39,10 @@ pub enum MetaNodeError {
 pub struct MetaNode {
     host: Arc<MetaGroupHost>,
     config: MetaConfig,
+    /// This node's clock: the times the meta service stamps into commands (`SetNodeState`,
+    /// `SetDiskState`, `GcAck`) are its wall time, so a skew set on it (simulation, tests)
+    /// reaches them.
+    clock: Clock,
     /// Where the process's maintenance loops publish their report (`MaintainStatus`).
     maintain_report: MaintainReportSlot,
 }
@@ -84,7 +88,13 @@ pub fn check_cluster_id(disk: &Arc<dyn Disk>, cluster_id: &str) -> Result<(), Me
 impl MetaNode {
     /// Opens every group this node hosts (bootstrapping them on first start) and starts a
     /// background task that writes the initial group map once a root leader exists.
-    pub async fn start(config: MetaConfig, disk: Arc<dyn Disk>) -> Result<Self, MetaNodeError> {
+    /// `clock` is the node's clock (`Env::clock` of the process), which the meta service
+    /// reads its wall time from.
+    pub async fn start(
+        config: MetaConfig,
+        disk: Arc<dyn Disk>,
+        clock: Clock,
+    ) -> Result<Self, MetaNodeError> {
         check_cluster_id(&disk, &config.cluster_id)?;
         let host = Arc::new(MetaGroupHost::new(
             config.node_id,
@@ -113,6 +123,7 @@ impl MetaNode {
         let node = Self {
             host,
             config,
+            clock,
             maintain_report: MaintainReportSlot::default(),
         };
         node.spawn_group_map_writer(members);
@@ -133,6 +144,10 @@ impl MetaNode {
         &self.config
     }
 
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     pub fn root(&self) -> Option<MetaRaft> {
         self.host.registry().get(ROOT_GROUP)
     }
@@ -143,8 +158,8 @@ impl MetaNode {
     fn spawn_group_map_writer(&self, members: BTreeMap<u64, String>) {
         let host = Arc::clone(&self.host);
         let n = self.config.object_groups;
+        let clock = self.clock.clone();
         common::env::spawn("group-map-bootstrap", async move {
-            let clock = Clock::new();
             loop {
                 let Some(root) = host.registry().get(ROOT_GROUP) else {
                     return; // shutting down
@@ -200,6 +215,7 @@ impl MetaNode {
         .max_decoding_message_size(crate::network::RAFT_MESSAGE_BYTES_MAX);
         let meta_svc = proto::meta::meta_service_server::MetaServiceServer::new(
             crate::service::MetaGrpc::new(Arc::clone(&self.host))
+                .with_clock(self.clock.clone())
                 .with_maintain_report(self.maintain_report.clone()),
         )
         .max_decoding_message_size(crate::service::META_MESSAGE_BYTES_MAX)
@@ -214,3 +230,7 @@ impl MetaNode {
         res
     }
 }
+
+#[cfg(test)]
+#[path = "meta_node_test.rs"]
+mod meta_node_test;

@@ -183,7 +183,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         };
         let disk = open_disk(&cfg.data_dir)?;
         let maintain = cfg.maintain.clone();
-        let node = MetaNode::start(cfg, disk)
+        let node = MetaNode::start(cfg, disk, env.clock().clone())
             .await
             .with_context(|| format!("starting meta node {}", m.node_id))?;
         // Failure detector and GC, acting where this node leads (stopped when dropped).

@@ -117,15 +117,13 @@ async fn run_meta(path: PathBuf, metrics_listen: Option<String>) -> anyhow::Resu
     let disk = common::env::RealDisk::open(&cfg.data_dir)
         .with_context(|| format!("opening data_dir {}", cfg.data_dir.display()))?;
     let disk: Arc<dyn common::env::Disk> = Arc::new(disk);
-    let node = meta_raft::meta_node::MetaNode::start(cfg.clone(), disk)
+    let env = Env::from_entropy();
+    let node = meta_raft::meta_node::MetaNode::start(cfg.clone(), disk, env.clock().clone())
         .await
         .context("starting the meta node")?;
     // Failure detector and GC for the groups this node leads (stopped when dropped).
-    let mut maintainer = maintain::Maintainer::start(
-        &Env::from_entropy(),
-        Arc::clone(node.host()),
-        cfg.maintain.clone(),
-    );
+    let mut maintainer =
+        maintain::Maintainer::start(&env, Arc::clone(node.host()), cfg.maintain.clone());
     maintainer.publish_to(node.maintain_report());
     if let Some(addr) = metrics_listen {
         let slot = node.maintain_report().clone();

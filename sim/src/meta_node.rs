@@ -22,10 +22,11 @@ pub struct SimMetaNode {
     /// The running process's maintenance loops (their counters).
     maintainer: Arc<Mutex<Option<maintain::Maintainer>>>,
     /// The wall-clock skew of this node (ms, positive: ahead), applied to every
-    /// incarnation's maintenance clock: the times the node stamps into commands
-    /// (`SetNodeState` by the failure detector, `GcAck`).
+    /// incarnation's clock, which both the meta service and the maintenance loops read:
+    /// the times the node stamps into commands (`SetNodeState` by the failure detector
+    /// or an operator, `SetDiskState`, `GcAck`).
     wall_offset_ms: Arc<AtomicI64>,
-    /// The current incarnation's maintenance clock.
+    /// The current incarnation's clock (the meta service's and the maintenance loops').
     clock: Arc<Mutex<Option<Clock>>>,
     /// Why process starts failed (the disk unreadable or erring). A failed start is
     /// retried a second later, as a supervisor would.
@@ -130,8 +131,21 @@ impl SimMetaNode {
                 let errors = Arc::clone(&errors);
                 async move {
                     let maintain = config.maintain.clone();
+                    // This incarnation's environment: its clock (skewed by the node's
+                    // offset, and by later `skew` calls) is the meta service's and the
+                    // maintenance loops'.
+                    let menv = Env::seeded(id);
+                    apply_offset(menv.clock(), offset_slot.load(Ordering::Relaxed));
+                    *clock_slot.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(menv.clock().clone());
                     let node = loop {
-                        match MetaNode::start(config.clone(), Arc::clone(&disk)).await {
+                        match MetaNode::start(
+                            config.clone(),
+                            Arc::clone(&disk),
+                            menv.clock().clone(),
+                        )
+                        .await
+                        {
                             Ok(node) => break Arc::new(node),
                             Err(e) => {
                                 errors
@@ -146,10 +160,6 @@ impl SimMetaNode {
                     // Failure detector, GC and repair where this node leads; their tasks
                     // live as long as this incarnation of the process (the slot only
                     // keeps the counters readable).
-                    let menv = Env::seeded(id);
-                    apply_offset(menv.clock(), offset_slot.load(Ordering::Relaxed));
-                    *clock_slot.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(menv.clock().clone());
                     let m = maintain::Maintainer::start(&menv, Arc::clone(node.host()), maintain);
                     *maintainer_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(m);
                     node.serve(std::future::pending()).await.expect("serve");
