@@ -9,6 +9,8 @@
 //! # codec = "rs-simd"  k = 8  m = 4              # erasure code of new objects
 //! # inline_max_bytes = 4096                      # smaller objects live in metadata
 //! # max_object_bytes = 5368709120                # single PUT / part limit (5 GiB)
+//! # min_part_bytes = 5242880                     # every multipart part but the last is at
+//! #                                              # least this (EntityTooSmall); 5 MiB as S3
 //! # stripe_data_bytes = 4194304                  # object bytes per stripe
 //! # max_clock_skew_secs = 900                    # RequestTimeTooSkewed beyond this
 //! # max_upload_secs = 3600                       # a slower PUT / part is refused
@@ -52,6 +54,10 @@ pub struct GatewayConfig {
     pub inline_max_bytes: u64,
     #[serde(default = "default_max_object")]
     pub max_object_bytes: u64,
+    /// Smallest size of every part but the last of a multipart upload (S3: 5 MiB); a
+    /// Complete naming a smaller one fails with EntityTooSmall.
+    #[serde(default = "default_min_part")]
+    pub min_part_bytes: u64,
     #[serde(default = "default_stripe")]
     pub stripe_data_bytes: usize,
     #[serde(default = "default_skew")]
@@ -85,6 +91,9 @@ fn default_inline() -> u64 {
 fn default_max_object() -> u64 {
     5 << 30
 }
+fn default_min_part() -> u64 {
+    crate::gateway::MIN_PART_BYTES
+}
 fn default_stripe() -> usize {
     4 << 20
 }
@@ -109,6 +118,7 @@ impl GatewayConfig {
             m: default_m(),
             inline_max_bytes: default_inline(),
             max_object_bytes: default_max_object(),
+            min_part_bytes: default_min_part(),
             stripe_data_bytes: default_stripe(),
             max_clock_skew_secs: default_skew(),
             max_upload_secs: default_max_upload(),
@@ -178,6 +188,9 @@ impl GatewayConfig {
         }
         if self.max_object_bytes == 0 || self.max_object_bytes > 5 << 40 {
             return Err(invalid("max_object_bytes", "must be 1..=5 TiB".into()));
+        }
+        if !(1..=5 << 30).contains(&self.min_part_bytes) {
+            return Err(invalid("min_part_bytes", "must be 1..=5 GiB".into()));
         }
         if !(64 * 1024..=64 << 20).contains(&self.stripe_data_bytes) {
             return Err(invalid(

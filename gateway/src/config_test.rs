@@ -15,6 +15,8 @@ fn defaults_apply() {
     assert_eq!(c.inline_max_bytes, 4096);
     assert_eq!(c.codec_params().expect("codec").total_fragments(), 12);
     assert_eq!(c.max_upload_secs, 3600);
+    assert_eq!(c.min_part_bytes, crate::gateway::MIN_PART_BYTES);
+    assert_eq!(c.min_part_bytes, 5 << 20);
     let d = c.data_config();
     assert_eq!(d.max_upload, std::time::Duration::from_secs(3600));
     assert_eq!(d.stripe_data_bytes, c.stripe_data_bytes);
@@ -50,6 +52,11 @@ fn errors_name_the_field() {
             "stripe_data_bytes",
         ),
         (&format!("{GOOD}max_upload_secs = 5\n"), "max_upload_secs"),
+        (&format!("{GOOD}min_part_bytes = 0\n"), "min_part_bytes"),
+        (
+            &format!("{GOOD}min_part_bytes = 5368709121\n"),
+            "min_part_bytes",
+        ),
         (&format!("{GOOD}bogus = 1\n"), "bogus"),
     ];
     for (text, field) in cases {
@@ -59,6 +66,18 @@ fn errors_name_the_field() {
         assert!(err.contains(field), "{err:?} should name {field}");
         assert!(err.contains("gw.toml"), "{err:?} should name the file");
     }
+}
+
+#[test]
+fn min_part_bytes_is_configurable() {
+    let c =
+        GatewayConfig::parse(&format!("{GOOD}min_part_bytes = 1024\n"), "gw.toml").expect("valid");
+    assert_eq!(c.min_part_bytes, 1024);
+    let c = GatewayConfig::parse(&format!("{GOOD}min_part_bytes = 5368709120\n"), "gw.toml")
+        .expect("5 GiB is the largest");
+    assert_eq!(c.min_part_bytes, 5 << 30);
+    let c = GatewayConfig::new("c", "127.0.0.1:9000", vec!["127.0.0.1:1".into()]);
+    assert_eq!(c.min_part_bytes, crate::gateway::MIN_PART_BYTES);
 }
 
 #[test]

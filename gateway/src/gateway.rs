@@ -33,7 +33,8 @@ use crate::error::{self, s3};
 
 /// S3's limit on user-defined metadata (`x-amz-meta-*` names and values), in bytes.
 pub const USER_METADATA_MAX_BYTES: usize = 2048;
-/// S3's minimum size of every part but the last.
+/// S3's minimum size of every part but the last: the default of
+/// [`GatewayConfig::min_part_bytes`].
 pub const MIN_PART_BYTES: u64 = 5 << 20;
 
 /// The S3 service: stateless; every request goes to the metadata plane and data nodes.

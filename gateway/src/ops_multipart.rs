@@ -14,7 +14,6 @@ use crate::checksum::Declared;
 use crate::error::{self, s3};
 use crate::gateway::{
     bucket_of, ctx, etag, object_meta, timestamp, visible_version_id, write_preconditions, Gateway,
-    MIN_PART_BYTES,
 };
 use crate::ops_bucket::owner;
 
@@ -174,7 +173,7 @@ impl Gateway {
                 key: i.key.clone(),
                 upload_id: i.upload_id,
                 parts,
-                min_part_size: MIN_PART_BYTES,
+                min_part_size: self.cfg.min_part_bytes,
                 version_id: self.version_id_for(&bucket),
                 created_ms: self.now_ms(),
                 checksums: Default::default(),

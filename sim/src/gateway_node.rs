@@ -39,7 +39,9 @@ impl SimGateway {
             .ip(ip)
             .init(move || {
                 let env = node_env.clone();
-                let cfg = GatewayConfig::new(&cluster_id, &addr.to_string(), meta.clone());
+                let mut cfg = GatewayConfig::new(&cluster_id, &addr.to_string(), meta.clone());
+                // KiB-sized bodies, several parts each (`history::multipart_part_lens`).
+                cfg.min_part_bytes = crate::history::SIM_MIN_PART_BYTES as u64;
                 let errors = Arc::clone(&errors);
                 async move {
                     let client = loop {

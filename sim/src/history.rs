@@ -43,8 +43,9 @@ pub enum Request {
         wid: WriteId,
         len: usize,
     },
-    /// A multipart upload of one part (create, upload the part, complete): one logical
-    /// write, invoked at the create and completed by the complete's answer.
+    /// A multipart upload (create, upload the parts — `multipart_part_lens`, one of them
+    /// twice, wrong bytes first — complete): one logical write, invoked at the create and
+    /// completed by the complete's answer.
     Multipart {
         key: String,
         wid: WriteId,
@@ -95,7 +96,7 @@ impl Request {
     }
 
     /// The ETag a write's object gets: the body's MD5, or for a multipart upload the MD5
-    /// of its parts' MD5s with `-1`.
+    /// of its parts' MD5s with `-N` (`multipart_etag_of`).
     pub fn etag(&self) -> Option<String> {
         match self {
             Request::Put { key, wid, len } | Request::PutIfAbsent { key, wid, len } => {
@@ -411,10 +412,52 @@ pub fn etag_of(key: &str, wid: WriteId, len: usize) -> String {
     hex(&Md5::digest(make_body(key, wid, len)))
 }
 
-/// The ETag of a one-part multipart upload of `make_body(key, wid, len)`.
+/// The simulated gateways' `min_part_bytes`: every part but the last of a multipart
+/// upload has at least this many bytes, so KiB-sized bodies can have several parts.
+pub const SIM_MIN_PART_BYTES: usize = 1024;
+
+/// The part lengths of the multipart upload of a `body_len`-byte body (`make_body`)
+/// with write id `wid`: 2 or 3 parts when the body is long enough for every part but
+/// the last to have `SIM_MIN_PART_BYTES` (and the last at least one byte), else one.
+/// A function of `(wid, body_len)` only, so the checkers can recompute the ETag.
+pub fn multipart_part_lens(wid: WriteId, body_len: usize) -> Vec<usize> {
+    let min = SIM_MIN_PART_BYTES;
+    let mut state = wid ^ (body_len as u64).rotate_left(32) ^ 0x9a77_9a77_9a77_9a77;
+    let mut draw = |n: usize| (common::env::splitmix64(&mut state) % n as u64) as usize;
+    let fits = if body_len == 0 {
+        1
+    } else {
+        (body_len - 1) / min + 1
+    };
+    let parts = match fits.min(3) {
+        0 | 1 => 1,
+        most => 2 + draw(most - 1),
+    };
+    let mut lens = Vec::with_capacity(parts);
+    let mut left = body_len;
+    for i in 0..parts - 1 {
+        // Leave the minimum for each later non-last part and a byte for the last.
+        let max = left - (parts - 2 - i) * min - 1;
+        let len = min + draw(max - min + 1);
+        lens.push(len);
+        left -= len;
+    }
+    lens.push(left);
+    lens
+}
+
+/// The ETag of the multipart upload of `make_body(key, wid, len)` cut as
+/// `multipart_part_lens` says: the MD5 of the parts' MD5s, then `-` and the part count.
 pub fn multipart_etag_of(key: &str, wid: WriteId, len: usize) -> String {
-    let part = Md5::digest(make_body(key, wid, len));
-    format!("{}-1", hex(&Md5::digest(part)))
+    let body = make_body(key, wid, len);
+    let lens = multipart_part_lens(wid, body.len());
+    let mut md5s = Vec::with_capacity(16 * lens.len());
+    let mut at = 0;
+    for l in &lens {
+        md5s.extend_from_slice(&Md5::digest(&body[at..at + l]));
+        at += l;
+    }
+    format!("{}-{}", hex(&Md5::digest(&md5s)), lens.len())
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -440,5 +483,44 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(parse_body(&bad).is_err());
+    }
+
+    #[test]
+    fn multipart_parts_cover_the_body_and_respect_the_minimum() {
+        let min = SIM_MIN_PART_BYTES;
+        let mut counts = [0usize; 4];
+        for wid in 0..200u64 {
+            for len in [
+                0usize,
+                1,
+                100,
+                min,
+                min + 1,
+                2 * min,
+                2 * min + 1,
+                5000,
+                12000,
+            ] {
+                let lens = multipart_part_lens(wid, len);
+                assert_eq!(lens, multipart_part_lens(wid, len), "deterministic");
+                assert_eq!(lens.iter().sum::<usize>(), len);
+                assert!((1..=3).contains(&lens.len()), "{lens:?}");
+                let (last, init) = lens.split_last().unwrap();
+                assert!(init.iter().all(|l| *l >= min), "{lens:?}");
+                if lens.len() > 1 {
+                    assert!(*last >= 1);
+                }
+                match len {
+                    l if l <= min => assert_eq!(lens.len(), 1),
+                    l if l <= 2 * min => assert_eq!(lens.len(), 2),
+                    _ => assert!(lens.len() >= 2),
+                }
+                counts[lens.len()] += 1;
+            }
+        }
+        assert!(counts[3] > 0 && counts[2] > 0);
+        let etag = multipart_etag_of("k", 7, 5000);
+        assert!(etag.ends_with("-2") || etag.ends_with("-3"), "{etag}");
+        assert!(multipart_etag_of("k", 7, 200).ends_with("-1"));
     }
 }

@@ -239,10 +239,11 @@ pub struct Mix {
     pub delete: u32,
     #[serde(default)]
     pub list: u32,
-    /// One-part multipart uploads.
+    /// Multipart uploads: 2 or 3 parts when the body is long enough, one part number
+    /// uploaded twice (`workload::multipart`).
     #[serde(default)]
     pub multipart: u32,
-    /// Multipart uploads that upload their part and then abort (never visible).
+    /// Multipart uploads that upload their parts and then abort (never visible).
     #[serde(default)]
     pub multipart_abort: u32,
 }

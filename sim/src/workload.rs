@@ -14,7 +14,9 @@ use common::env::{Env, Instant};
 use gateway::client::{S3Client, S3Reply};
 
 use crate::cluster::BUCKET;
-use crate::history::{make_body, Op, Phase, Request, Response, WriteId, FINAL_CLIENT};
+use crate::history::{
+    make_body, multipart_part_lens, Op, Phase, Request, Response, WriteId, FINAL_CLIENT,
+};
 use crate::scenario::Workload;
 
 /// Shared, append-only record of completed requests.
@@ -205,11 +207,9 @@ async fn perform_with(
 async fn send(s3: &S3Client, req: &Request) -> Response {
     let path = |key: &str| format!("/{BUCKET}/{key}");
     let result = match req {
-        Request::Multipart { key, wid, len } => {
-            return multipart(s3, &path(key), make_body(key, *wid, *len)).await
-        }
+        Request::Multipart { key, wid, len } => return multipart(s3, key, *wid, *len).await,
         Request::MultipartAbort { key, wid, len } => {
-            return multipart_abort(s3, &path(key), make_body(key, *wid, *len)).await
+            return multipart_abort(s3, key, *wid, *len).await
         }
         Request::Put { key, wid, len } => {
             s3.send("PUT", &path(key), make_body(key, *wid, *len), &[])
@@ -240,10 +240,14 @@ async fn send(s3: &S3Client, req: &Request) -> Response {
     }
 }
 
-/// A one-part multipart upload. Anything failing before the complete is sent had no
-/// effect on the key (the upload is aborted, best effort); the complete's answer decides
-/// the rest.
-async fn multipart(s3: &S3Client, path: &str, body: Bytes) -> Response {
+/// A multipart upload of `make_body(key, wid, len)` cut into the parts
+/// `multipart_part_lens` says (2 or 3 when the body is long enough), uploaded
+/// concurrently; one part number is uploaded twice, wrong bytes first, so the complete
+/// must take the last upload of it (its ETag is the one the complete names). Anything
+/// failing before the complete is sent had no effect on the key (the upload is aborted,
+/// best effort); the complete's answer decides the rest.
+async fn multipart(s3: &S3Client, key: &str, wid: WriteId, len: usize) -> Response {
+    let path = &format!("/{BUCKET}/{key}");
     let not_sent = |e: String| Response::Failed(format!("before complete: {e}"));
     let created = match s3
         .send("POST", &format!("{path}?uploads"), Bytes::new(), &[])
@@ -267,28 +271,55 @@ async fn multipart(s3: &S3Client, path: &str, body: Bytes) -> Response {
             )
             .await;
     };
-    let part = s3
-        .send(
-            "PUT",
-            &format!("{path}?partNumber=1&uploadId={upload}"),
-            body,
-            &[],
-        )
-        .await;
-    let part_etag = match part {
-        Ok(r) if r.status.as_u16() == 200 => header_etag(&r).unwrap_or_default(),
-        Ok(r) => {
-            abort().await;
-            return not_sent(format!("part {}", r.status.as_u16()));
-        }
-        Err(e) => {
-            abort().await;
-            return not_sent(format!("part {e}"));
+    let body = make_body(key, wid, len);
+    let parts = split_parts(&body, wid);
+    // Which part number is uploaded twice, and whether its wrong bytes are also of
+    // another length (the manifest must take the size of the last upload too).
+    let mut state = wid ^ 0xd0b1_ed0b_1ed0_b1ed;
+    let twice = (common::env::splitmix64(&mut state) % parts.len() as u64) as usize;
+    let longer = common::env::splitmix64(&mut state) % 2 == 1;
+    let upload_part = |n: usize, bytes: Bytes| {
+        let query = format!("{path}?partNumber={n}&uploadId={upload}");
+        async move {
+            match s3.send("PUT", &query, bytes, &[]).await {
+                Ok(r) if r.status.as_u16() == 200 => Ok(header_etag(&r).unwrap_or_default()),
+                Ok(r) => Err(format!("part {n} {}", r.status.as_u16())),
+                Err(e) => Err(format!("part {n} {e}")),
+            }
         }
     };
-    let xml = format!(
-        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"{part_etag}\"</ETag></Part></CompleteMultipartUpload>"
-    );
+    let uploads = parts.iter().enumerate().map(|(i, part)| {
+        let upload_part = &upload_part;
+        async move {
+            if i == twice {
+                let mut wrong: Vec<u8> = part.iter().map(|b| b ^ 0xa5).collect();
+                if longer {
+                    wrong.extend_from_slice(b"not the part's bytes");
+                }
+                upload_part(i + 1, wrong.into()).await?;
+            }
+            upload_part(i + 1, part.clone()).await
+        }
+    });
+    let etags = match futures::future::join_all(uploads)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<String>, String>>()
+    {
+        Ok(etags) => etags,
+        Err(e) => {
+            abort().await;
+            return not_sent(e);
+        }
+    };
+    let mut xml = String::from("<CompleteMultipartUpload>");
+    for (i, etag) in etags.iter().enumerate() {
+        xml.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>\"{etag}\"</ETag></Part>",
+            i + 1
+        ));
+    }
+    xml.push_str("</CompleteMultipartUpload>");
     match s3
         .send(
             "POST",
@@ -330,10 +361,23 @@ async fn multipart(s3: &S3Client, path: &str, body: Bytes) -> Response {
     }
 }
 
-/// A one-part multipart upload that is aborted instead of completed: `Deleted` once
-/// the abort is acknowledged. It never takes effect whatever happens (no complete is
-/// ever sent); its part's fragments are the GC's.
-async fn multipart_abort(s3: &S3Client, path: &str, body: Bytes) -> Response {
+/// `body` cut into the parts `multipart_part_lens` says.
+fn split_parts(body: &Bytes, wid: WriteId) -> Vec<Bytes> {
+    let mut at = 0;
+    multipart_part_lens(wid, body.len())
+        .into_iter()
+        .map(|l| {
+            at += l;
+            body.slice(at - l..at)
+        })
+        .collect()
+}
+
+/// A multipart upload that uploads its parts (concurrently, cut as in `multipart`) and
+/// aborts: `Deleted` once the abort is acknowledged. It never takes effect whatever
+/// happens (no complete is ever sent); its parts' fragments are the GC's.
+async fn multipart_abort(s3: &S3Client, key: &str, wid: WriteId, len: usize) -> Response {
+    let path = &format!("/{BUCKET}/{key}");
     let created = match s3
         .send("POST", &format!("{path}?uploads"), Bytes::new(), &[])
         .await
@@ -346,15 +390,15 @@ async fn multipart_abort(s3: &S3Client, path: &str, body: Bytes) -> Response {
         return Response::Failed("create: no UploadId".into());
     };
     let upload = encode_query(&upload);
-    // The part's answer does not matter: the upload is aborted either way.
-    let _ = s3
-        .send(
-            "PUT",
-            &format!("{path}?partNumber=1&uploadId={upload}"),
-            body,
-            &[],
-        )
-        .await;
+    // The parts' answers do not matter: the upload is aborted either way.
+    let parts = split_parts(&make_body(key, wid, len), wid);
+    futures::future::join_all(parts.into_iter().enumerate().map(|(i, part)| {
+        let query = format!("{path}?partNumber={}&uploadId={upload}", i + 1);
+        async move {
+            let _ = s3.send("PUT", &query, part, &[]).await;
+        }
+    }))
+    .await;
     match s3
         .send(
             "DELETE",
