@@ -1,7 +1,8 @@
 //! Planted bugs in product code, for proving the simulator's checkers can fail.
 //!
 //! Each [`Bug`] is a deliberate defect at one place in the product (the read barrier,
-//! the data node's fsync, the placement planner, the state machine's apply) that the
+//! the data node's fsync and block checks, the placement planner, the state machine's
+//! apply) that the
 //! simulator switches on for a run; the test that runs it asserts that the checker the
 //! bug targets reports it. "A checker that never fires proves nothing."
 //!
@@ -25,14 +26,22 @@ pub enum Bug {
     /// The state machine acknowledges some object-version writes without storing the
     /// version (on every replica alike: a deterministic bug in apply).
     DropVersionOnApply,
+    /// Data nodes return fragment blocks without checking their CRC32C (reads and
+    /// scrub), so bytes rotted at rest reach the gateway.
+    SkipBlockVerify,
+    /// The state machine stamps a new version with the replica's own clock at apply
+    /// instead of the time carried in the command: a non-deterministic apply.
+    ApplyReadsClock,
 }
 
 impl Bug {
-    const ALL: [Bug; 4] = [
+    const ALL: [Bug; 6] = [
         Bug::SkipReadBarrier,
         Bug::AckBeforeSync,
         Bug::RackOverload,
         Bug::DropVersionOnApply,
+        Bug::SkipBlockVerify,
+        Bug::ApplyReadsClock,
     ];
 
     fn bit(self) -> u8 {
@@ -46,6 +55,8 @@ impl Bug {
             Bug::AckBeforeSync => "ack-before-sync",
             Bug::RackOverload => "rack-overload",
             Bug::DropVersionOnApply => "drop-version-on-apply",
+            Bug::SkipBlockVerify => "skip-block-verify",
+            Bug::ApplyReadsClock => "apply-reads-clock",
         }
     }
 

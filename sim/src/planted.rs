@@ -8,7 +8,11 @@
 //!   fragment; with a mass power loss the lost-writes checker must fire),
 //!   `rack-overload` (the planner puts `m + 1` fragments in one rack: the fragments
 //!   checker must fire) and `drop-version-on-apply` (the state machine acknowledges
-//!   some versions without storing them: lost-writes and linearizability must fire);
+//!   some versions without storing them: linearizability and list-after-write must
+//!   fire), `skip-block-verify` (data nodes skip the block CRC check; with bits rotting
+//!   at rest the corruption checker must fire) and `apply-reads-clock` (apply stamps a
+//!   version with the replica's clock, a non-deterministic apply: the replicas checker
+//!   must fire);
 //! - faults of the world around the product, in the harness (below).
 //!
 //! Each product bug's scenario also runs without the bug (`sim/scenarios/control-*`),
@@ -72,6 +76,10 @@ pub enum Planted {
     RackOverload,
     /// Product bug: the state machine drops some acknowledged versions on apply.
     DropVersionOnApply,
+    /// Product bug: data nodes skip the block CRC check on reads and scrub.
+    SkipBlockVerify,
+    /// Product bug: apply stamps versions with the replica's clock.
+    ApplyReadsClock,
 }
 
 impl Planted {
@@ -87,6 +95,8 @@ impl Planted {
             Planted::AckBeforeSync => "ack-before-sync",
             Planted::RackOverload => "rack-overload",
             Planted::DropVersionOnApply => "drop-version-on-apply",
+            Planted::SkipBlockVerify => "skip-block-verify",
+            Planted::ApplyReadsClock => "apply-reads-clock",
         }
     }
 
@@ -102,6 +112,8 @@ impl Planted {
             "ack-before-sync" => Some(Planted::AckBeforeSync),
             "rack-overload" => Some(Planted::RackOverload),
             "drop-version-on-apply" => Some(Planted::DropVersionOnApply),
+            "skip-block-verify" => Some(Planted::SkipBlockVerify),
+            "apply-reads-clock" => Some(Planted::ApplyReadsClock),
             _ => None,
         }
     }
@@ -114,6 +126,8 @@ impl Planted {
             Planted::AckBeforeSync => Some(Bug::AckBeforeSync),
             Planted::RackOverload => Some(Bug::RackOverload),
             Planted::DropVersionOnApply => Some(Bug::DropVersionOnApply),
+            Planted::SkipBlockVerify => Some(Bug::SkipBlockVerify),
+            Planted::ApplyReadsClock => Some(Bug::ApplyReadsClock),
             _ => None,
         }
     }

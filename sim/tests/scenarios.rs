@@ -240,6 +240,27 @@ fn planted_drop_version_on_apply_is_caught() {
     );
 }
 
+/// Product bug `skip-block-verify`: data nodes skip the block CRC check while bits rot
+/// at rest; the gateway serves the rotten bytes.
+#[test]
+fn planted_skip_block_verify_is_caught() {
+    let r = run("skip-block-verify", 1);
+    assert!(
+        !r.violations.corruption.is_empty(),
+        "rotten blocks served unchecked, yet the corruption checker passed"
+    );
+}
+
+/// Product bug `apply-reads-clock`: apply stamps versions with the replica's own clock.
+#[test]
+fn planted_apply_reads_clock_is_caught() {
+    let r = run("apply-reads-clock", 1);
+    assert!(
+        !r.violations.replicas.is_empty(),
+        "replicas stamped versions with their own clocks, yet the replicas checker passed"
+    );
+}
+
 /// Found a product bug, fixed by fragment format v2 (a115963): a disk that reads another
 /// fragment file's blocks passed the payload-only block CRCs and the gateway served
 /// another object's bytes. Now such reads fail (GETs error out mid-body) and every

@@ -542,6 +542,14 @@ impl<'t> Applier<'t> {
     // ---- objects ----
 
     fn put_object(&mut self, c: &PutObject) -> Handled {
+        /// `created_ms`, or with the planted `ApplyReadsClock` bug (simulation only)
+        /// this replica's clock at apply: replicas then store different records.
+        fn planted_apply_time(created_ms: u64) -> u64 {
+            if common::planted::active(common::planted::Bug::ApplyReadsClock) {
+                return common::env::Clock::new().unix_ms();
+            }
+            created_ms
+        }
         let bucket = self.require_bucket(&c.bucket)?;
         check_key(&c.key)?;
         if matches!(c.body, ObjectBody::Multipart { .. }) {
@@ -564,7 +572,7 @@ impl<'t> Applier<'t> {
             key: c.key.clone(),
             version_id: c.version_id.clone(),
             seq: self.log_index,
-            created_ms: c.created_ms,
+            created_ms: planted_apply_time(c.created_ms),
             owner: c.owner.clone(),
             size: c.size,
             etag: c.etag.clone(),
