@@ -7,4 +7,3 @@ pub mod codec;
 pub mod config;
 pub mod env;
 pub mod ids;
-pub mod planted;

@@ -717,7 +717,7 @@ fn read_block(
     buf.truncate(len);
     // (The planted SkipBlockVerify bug, simulation only, skips the check.)
     if h.block_crc(b, &buf) != stored
-        && !common::planted::active(common::planted::Bug::SkipBlockVerify)
+        && !common::env::planted::active(common::env::planted::Bug::SkipBlockVerify)
     {
         return Err(corrupt(h.id, &format!("block {b} checksum mismatch")));
     }
@@ -824,7 +824,8 @@ impl FragmentWriter {
         file.write_at(&h.encode(), 0)
             .map_err(|e| StoreError::io("writing header of", tmp.clone(), e))?;
         // Planted bug (simulation only): acknowledge the fragment without any fsync.
-        let ack_before_sync = common::planted::active(common::planted::Bug::AckBeforeSync);
+        let ack_before_sync =
+            common::env::planted::active(common::env::planted::Bug::AckBeforeSync);
         if !ack_before_sync {
             file.sync()
                 .map_err(|e| StoreError::io("syncing", tmp.clone(), e))?;

@@ -521,7 +521,7 @@ impl MetaGrpc {
     {
         let raft = self.raft(group)?;
         let barrier = async {
-            if common::planted::active(common::planted::Bug::SkipReadBarrier) {
+            if common::env::planted::active(common::env::planted::Bug::SkipReadBarrier) {
                 return Ok(()); // planted bug (simulation only): read local state as is
             }
             raft.ensure_linearizable(ReadPolicy::ReadIndex)

@@ -76,7 +76,7 @@ pub fn plan_stripe(
     fragment_bytes: u64,
 ) -> Result<Placement, PlanError> {
     let placement = plan(map, k, m, stripe, fragment_bytes, Rules::STRICT)?;
-    if common::planted::active(common::planted::Bug::RackOverload) {
+    if common::env::planted::active(common::env::planted::Bug::RackOverload) {
         if let Some(bad) = overload_one_rack(map, &placement, m, fragment_bytes) {
             return Ok(bad); // planted bug (simulation only): the check below is skipped
         }

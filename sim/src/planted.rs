@@ -2,7 +2,7 @@
 //! catch ("a checker that never fires proves nothing"). Two kinds:
 //!
 //! - bugs in the product's own code, behind the sim-only switches of
-//!   [`common::planted`] (compiled only with `--cfg madsim`), turned on for the safety
+//!   [`common::env::planted`] (compiled only with `--cfg madsim`), turned on for the safety
 //!   phase: `skip-read-barrier` (meta reads without `ensure_linearizable`: the
 //!   linearizability checker must fire), `ack-before-sync` (data nodes never fsync a
 //!   fragment; with a mass power loss the lost-writes checker must fire),
@@ -119,8 +119,8 @@ impl Planted {
     }
 
     /// The product bug this planted bug switches on, if it is one.
-    pub fn product_bug(self) -> Option<common::planted::Bug> {
-        use common::planted::Bug;
+    pub fn product_bug(self) -> Option<common::env::planted::Bug> {
+        use common::env::planted::Bug;
         match self {
             Planted::SkipReadBarrier => Some(Bug::SkipReadBarrier),
             Planted::AckBeforeSync => Some(Bug::AckBeforeSync),
@@ -135,7 +135,7 @@ impl Planted {
     /// Switches the product bug (if this is one) on or off for this thread's simulation.
     pub fn set_product_bug(self, on: bool) {
         if let Some(b) = self.product_bug() {
-            common::planted::set(b, on);
+            common::env::planted::set(b, on);
         }
     }
 }

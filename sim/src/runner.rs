@@ -82,7 +82,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
     let plan = scenario.plan(seed);
     let w = &scenario.workload;
     // Product bugs are planted per thread; a run starts with none (and ends with none).
-    common::planted::clear();
+    common::env::planted::clear();
     let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     // A hung run fails instead of spinning forever.
     let limit = w.safety_secs + w.recovery_secs + w.liveness_secs + 600.0;
@@ -91,7 +91,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
     let p = plan.clone();
     let (history, fault_log, replicas, stripes, sim_secs) =
         rt.block_on(async move { drive(&sc, &p).await });
-    common::planted::clear();
+    common::env::planted::clear();
     let mut violations = Violations::check(&history);
     violations.replicas = crate::checker::replicas::check(&replicas);
     violations.fragments =

@@ -9,9 +9,12 @@
 //!   `RealDisk` (std::fs + fsync) and `SimDisk` (in-memory, with a fault model).
 //! - `Env::spawn` / `Env::spawn_blocking`: task spawning through the runtime that is
 //!   compiled in (tokio, or madsim through the `tokio` → `madsim-tokio` rename).
+//! - `planted`: the simulator's switches for deliberate product bugs (simulation only;
+//!   constant off in a normal build), which prove the checkers can fail.
 
 mod clock;
 mod disk;
+pub mod planted;
 mod real_disk;
 mod rng;
 mod sim_disk;

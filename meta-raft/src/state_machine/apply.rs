@@ -324,7 +324,7 @@ impl<'t> Applier<'t> {
         }
         // Planted bug (simulation only): every fifth log index acknowledges the version
         // without storing it (deterministic, so every replica drops the same ones).
-        let dropped = common::planted::active(common::planted::Bug::DropVersionOnApply)
+        let dropped = common::env::planted::active(common::env::planted::Bug::DropVersionOnApply)
             && record.seq.is_multiple_of(5);
         if !dropped {
             self.insert_version(&record)?;
@@ -545,7 +545,7 @@ impl<'t> Applier<'t> {
         /// `created_ms`, or with the planted `ApplyReadsClock` bug (simulation only)
         /// this replica's clock at apply: replicas then store different records.
         fn planted_apply_time(created_ms: u64) -> u64 {
-            if common::planted::active(common::planted::Bug::ApplyReadsClock) {
+            if common::env::planted::active(common::env::planted::Bug::ApplyReadsClock) {
                 return common::env::Clock::new().unix_ms();
             }
             created_ms
