@@ -82,7 +82,7 @@ where
 {
     /// Wraps an open database, creating the tables if they are missing.
     pub fn new(db: Arc<Database>) -> io::Result<Self> {
-        let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+        let txn = crate::redb_disk::begin_write(&db).map_err(|e| io_err("begin", e))?;
         txn.open_table(LOG).map_err(|e| io_err("open log", e))?;
         txn.open_table(META).map_err(|e| io_err("open meta", e))?;
         txn.commit().map_err(|e| io_err("commit", e))?;
@@ -103,7 +103,7 @@ where
 
     fn write_meta<T: Serialize>(db: &Database, key: &str, value: &T) -> io::Result<()> {
         let bytes = encode(value)?;
-        let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+        let txn = crate::redb_disk::begin_write(db).map_err(|e| io_err("begin", e))?;
         {
             let mut table = txn.open_table(META).map_err(|e| io_err("open meta", e))?;
             table
@@ -219,7 +219,7 @@ where
         }
         let db = Arc::clone(&self.db);
         let res = blocking(move || {
-            let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+            let txn = crate::redb_disk::begin_write(&db).map_err(|e| io_err("begin", e))?;
             {
                 let mut table = txn.open_table(LOG).map_err(|e| io_err("open log", e))?;
                 let mut previous: Option<u64> = None;
@@ -253,7 +253,7 @@ where
         let from = last_log_id.map_or(0, |l| l.index() + 1);
         let db = Arc::clone(&self.db);
         blocking(move || {
-            let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+            let txn = crate::redb_disk::begin_write(&db).map_err(|e| io_err("begin", e))?;
             {
                 let mut table = txn.open_table(LOG).map_err(|e| io_err("open log", e))?;
                 table
@@ -275,7 +275,7 @@ where
             );
             let upto = log_id.index();
             let bytes = encode(&log_id)?;
-            let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+            let txn = crate::redb_disk::begin_write(&db).map_err(|e| io_err("begin", e))?;
             {
                 let mut meta = txn.open_table(META).map_err(|e| io_err("open meta", e))?;
                 meta.insert(KEY_PURGED, bytes.as_slice())

@@ -128,6 +128,15 @@ pub enum RedbDiskError {
         path: String,
         source: redb::DatabaseError,
     },
+    /// The file failed redb's integrity check: its pages no longer match their
+    /// checksums. This replica's state cannot be trusted; the node must be replaced (its
+    /// groups re-replicated to a new node), never started on it.
+    #[error(
+        "metadata database {path:?} failed its integrity check ({detail}): the file was \
+         altered since it was written (bit rot or a stray write), so this replica's state \
+         cannot be trusted; remove this node from its groups and add a new one"
+    )]
+    Corrupted { path: String, detail: String },
 }
 
 /// Opens the redb database at `path` on `disk`, creating it (and its parent directory)
@@ -205,18 +214,47 @@ fn create(disk: &Arc<dyn Disk>, path: &str) -> Result<Database, RedbDiskError> {
     Ok(db)
 }
 
+/// Begins a write transaction on a metadata database. It commits in two phases (data
+/// synced, then the header slot flipped and synced: two fsyncs). With redb's default
+/// one-phase commit, an open whose newest commit fails its checksums falls back to the
+/// previous commit, which is right for a commit torn by a crash but silently drops an
+/// acknowledged commit whose pages rotted at rest: a Raft log that forgets entries it
+/// acknowledged, or a state machine that forgets applies. After a two-phase commit the
+/// newest commit is complete on disk, so an open that finds it corrupt refuses the file
+/// ([`RedbDiskError::Corrupted`]) instead.
+pub fn begin_write(db: &Database) -> Result<redb::WriteTransaction, redb::TransactionError> {
+    let mut txn = db.begin_write()?;
+    txn.set_two_phase_commit(true);
+    Ok(txn)
+}
+
 /// redb's page cache per database. redb's default is 1 GiB per database, and a meta
 /// node opens several (one per hosted group), so a busy node's memory would grow toward
 /// gigabytes; metadata pages are small and the OS page cache keeps the file warm.
 pub const CACHE_BYTES: usize = 16 << 20;
 
+/// Opens (or initialises) the database in `file`. Every open verifies the checksum of
+/// every page of the committed trees (redb's `check_integrity_on_open`): a file altered
+/// since redb wrote it (bit rot, a stray write) is refused with
+/// [`RedbDiskError::Corrupted`], where a plain open would trust it, and could panic on
+/// it or serve the rotten rows as this replica's state. The cost is one read of the
+/// file per open (a node start).
 fn build(file: Arc<dyn DiskFile>, path: &str) -> Result<Database, RedbDiskError> {
     Builder::new()
         .set_cache_size(CACHE_BYTES)
+        .set_check_integrity_on_open(true)
         .create_with_backend(DiskBackend::new(file, path))
-        .map_err(|source| RedbDiskError::DatabaseOpen {
-            path: path.to_string(),
-            source,
+        .map_err(|source| match source {
+            redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                RedbDiskError::Corrupted {
+                    path: path.to_string(),
+                    detail,
+                }
+            }
+            source => RedbDiskError::DatabaseOpen {
+                path: path.to_string(),
+                source,
+            },
         })
 }
 

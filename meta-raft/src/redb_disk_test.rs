@@ -235,6 +235,46 @@ fn opening_a_file_that_is_not_a_database_fails() {
     assert!(err.to_string().contains("junk.redb"), "{err}");
 }
 
+/// Bit rot at rest in a committed page: the next open refuses the file (no panic, no
+/// rotten row served), naming it; the same file unrotted opens with every row.
+#[test]
+fn a_rotten_page_is_refused_on_open() {
+    let marker = [0xA5u8; 512];
+    for bit in [0u8, 3, 7] {
+        let (sim, disk) = sim(11 + u64::from(bit), SimDiskFaults::default());
+        let db = open_database(&disk, "m/sm.redb").unwrap();
+        let mut want = Model::new();
+        for i in 0..20u32 {
+            let c = [(1, i, Some(value(i, 300)))];
+            commit(&db, &c, Durability::Immediate).unwrap();
+            apply(&mut want, &c);
+        }
+        let c = [(0, 7, Some(marker.to_vec()))];
+        commit(&db, &c, Durability::Immediate).unwrap();
+        apply(&mut want, &c);
+        drop(db);
+        assert_eq!(read_all(&reopen(&disk, "m/sm.redb")), want, "clean reopen");
+
+        // Flip one bit inside the marker row's bytes, wherever redb put them.
+        let f = disk.open("m/sm.redb", OpenMode::Read).unwrap();
+        let mut bytes = vec![0u8; f.len().unwrap() as usize];
+        f.read_exact_at(&mut bytes, 0).unwrap();
+        let at = bytes
+            .windows(marker.len())
+            .position(|w| w == marker)
+            .expect("the marker row is in the file");
+        sim.corrupt("m/sm.redb", (at + 100) as u64, 1 << bit)
+            .unwrap();
+
+        let err = open_database(&disk, "m/sm.redb").unwrap_err();
+        assert!(
+            matches!(err, RedbDiskError::Corrupted { .. }),
+            "bit {bit}: unexpected error: {err}"
+        );
+        assert!(err.to_string().contains("m/sm.redb"), "{err}");
+    }
+}
+
 #[test]
 fn an_empty_file_under_the_name_becomes_a_new_database() {
     let (sim, disk) = sim(7, SimDiskFaults::default());

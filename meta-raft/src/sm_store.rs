@@ -81,7 +81,7 @@ where
     L: GroupLogic<C>,
 {
     pub fn new(db: Arc<Database>) -> io::Result<Self> {
-        let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+        let txn = crate::redb_disk::begin_write(&db).map_err(|e| io_err("begin", e))?;
         txn.open_table(SM_META)
             .map_err(|e| io_err("open sm meta", e))?;
         txn.commit().map_err(|e| io_err("commit", e))?;
@@ -159,7 +159,7 @@ where
 
     fn install(db: &Database, image: &[u8]) -> io::Result<()> {
         let image: SnapshotImage = decode(image)?;
-        let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+        let txn = crate::redb_disk::begin_write(db).map_err(|e| io_err("begin", e))?;
         let existing: Vec<String> = txn
             .list_tables()
             .map_err(|e| io_err("list tables", e))?
@@ -249,7 +249,7 @@ where
         let (entries, responders): (Vec<C::Entry>, Vec<_>) = batch.into_iter().unzip();
         let responses = blocking(move || {
             let (mut applied, mut membership) = Self::applied(&db)?;
-            let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+            let txn = crate::redb_disk::begin_write(&db).map_err(|e| io_err("begin", e))?;
             let mut responses = Vec::with_capacity(entries.len());
             for entry in &entries {
                 let log_id = entry.log_id();
@@ -299,7 +299,7 @@ where
         let membership = meta.last_membership.clone();
         blocking(move || {
             Self::install(&db, &image)?;
-            let txn = db.begin_write().map_err(|e| io_err("begin", e))?;
+            let txn = crate::redb_disk::begin_write(&db).map_err(|e| io_err("begin", e))?;
             {
                 let mut t = txn
                     .open_table(SM_META)

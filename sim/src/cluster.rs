@@ -388,6 +388,56 @@ impl SimCluster {
         }
     }
 
+    /// Bit rot at rest on meta node `i` (powered off by the caller): one bit flips in
+    /// each sector of a damaged extent of one of its redb files, from a non-zero byte
+    /// (selectors resolved against the files and bytes present). Returns a note for the
+    /// fault log.
+    pub fn meta_rot(&self, i: usize, file: u64, offset: u64, bit: u8) -> String {
+        let disk = &self.metas[i].disk;
+        let files: Vec<String> = disk
+            .file_paths()
+            .into_iter()
+            .filter(|p| p.ends_with(".redb"))
+            .collect();
+        if files.is_empty() {
+            return format!(" (meta-{} holds no redb file)", i + 1);
+        }
+        let path = &files[(file % files.len() as u64) as usize];
+        let bytes = disk
+            .open(path, common::env::OpenMode::Read)
+            .and_then(|f| {
+                let mut b = vec![0u8; f.len()? as usize];
+                f.read_exact_at(&mut b, 0)?;
+                Ok(b)
+            })
+            .unwrap_or_default();
+        let nonzero: Vec<usize> = (0..bytes.len()).filter(|&j| bytes[j] != 0).collect();
+        if nonzero.is_empty() {
+            return format!(" (meta-{} {path} holds only zeros)", i + 1);
+        }
+        // A damaged extent: one bit in each of 1..=64 consecutive 512-byte sectors,
+        // starting at a non-zero byte (most of a redb file is stale copy-on-write pages,
+        // which a single flip usually hits harmlessly).
+        let at = nonzero[(offset % nonzero.len() as u64) as usize] as u64;
+        let sectors = 1 + (offset >> 40) % 64;
+        let mut flipped = 0;
+        for s in 0..sectors {
+            let o = at + s * 512;
+            if o >= bytes.len() as u64 {
+                break;
+            }
+            if let Err(e) = disk.corrupt(path, o, 1 << (bit % 8)) {
+                return format!(" (meta-{} {path}: {e})", i + 1);
+            }
+            flipped += 1;
+        }
+        format!(
+            " (meta-{} {path}: {flipped} sectors from byte {at} of {})",
+            i + 1,
+            bytes.len()
+        )
+    }
+
     /// Every server node (meta, data, gateway).
     pub fn servers(&self) -> Vec<NodeRef> {
         (0..self.shape.meta_nodes)
@@ -702,6 +752,14 @@ impl SimCluster {
         let mut out = Vec::new();
         for g in 0..=u64::from(self.shape.object_groups) {
             for (i, m) in self.metas.iter().enumerate() {
+                // A replica that refused its rotten disk is out of its groups (to be
+                // replaced): it has no state to compare.
+                if m.node().is_none()
+                    && !self.down.contains_key(&NodeRef::Meta(i))
+                    && m.refuses_its_disk()
+                {
+                    continue;
+                }
                 let running = if self.down.contains_key(&NodeRef::Meta(i)) {
                     None
                 } else {

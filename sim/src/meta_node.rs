@@ -211,6 +211,16 @@ impl SimMetaNode {
     }
 
     /// The running process's `MetaNode`, if it has started.
+    /// Whether the last start of this node failed because a metadata file failed its
+    /// integrity check (bit rot): the node stays down until replaced.
+    pub fn refuses_its_disk(&self) -> bool {
+        self.start_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .is_some_and(|e| e.contains("failed its integrity check"))
+    }
+
     pub fn node(&self) -> Option<Arc<MetaNode>> {
         self.running
             .lock()

@@ -344,13 +344,23 @@ async fn drive(
                 st.bits_rotted
             ));
         }
+        // A node that refuses its disk retries every second: one line per distinct error.
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for e in m
             .start_errors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
         {
-            log.push(format!("meta-{} failed to start: {e}", i + 1));
+            *seen.entry(e.clone()).or_default() += 1;
+        }
+        for (e, n) in seen {
+            let times = if n > 1 {
+                format!(" ({n} times)")
+            } else {
+                String::new()
+            };
+            log.push(format!("meta-{} failed to start{times}: {e}", i + 1));
         }
     }
     for (i, g) in cluster.gateways.iter().enumerate() {
@@ -486,6 +496,17 @@ async fn start_fault(cluster: &mut SimCluster, action: &FaultAction) -> (Undo, S
             bit,
         } => (Undo::Nothing, cluster.rot(*node, *file, *offset, *bit)),
         FaultAction::Replace(pick) => (Undo::Nothing, cluster.replace_datanode(*pick).await),
+        FaultAction::MetaRot {
+            node,
+            file,
+            offset,
+            bit,
+        } => {
+            let n = NodeRef::Meta(*node);
+            cluster.power_loss(n);
+            let note = cluster.meta_rot(*node, *file, *offset, *bit);
+            (Undo::Restore(vec![n]), note)
+        }
         FaultAction::MassCrashData => {
             let ns: Vec<NodeRef> = (0..cluster.datanodes.len()).map(NodeRef::Data).collect();
             ns.iter().for_each(|n| cluster.power_loss(*n));

@@ -319,6 +319,12 @@ pub enum FaultKind {
     /// ends the disk is healthy again and the node's process restarts (a supervisor
     /// restarting what the bad disk may have stopped).
     MetaDiskFaults,
+    /// Bit rot at rest on a meta node: the node loses power, a damaged extent of one of
+    /// its redb files (a Raft log or state machine: one bit in each of 1..=64 sectors,
+    /// from a non-zero byte) rots, and the node powers back on when the fault ends. It must refuse the
+    /// rotten file (and stay down: a replica to replace) or, if the flip hit free space,
+    /// come back whole; never serve rotten state. Plan at most `meta_nodes / 2` events.
+    MetaRot,
 }
 
 impl FaultKind {
@@ -342,6 +348,7 @@ impl FaultKind {
             FaultKind::DiskRot => "disk-rot",
             FaultKind::ReplaceDatanode => "replace-datanode",
             FaultKind::MetaDiskFaults => "meta-disk-faults",
+            FaultKind::MetaRot => "meta-rot",
         }
     }
 }
@@ -436,6 +443,14 @@ pub enum FaultAction {
     /// Replace a running data node (selector among them, resolved when the fault
     /// starts) by a new empty one in its rack.
     Replace(u64),
+    /// Bit rot at rest on meta node `node` (powered off meanwhile): selectors for the
+    /// redb file and the non-zero byte, and the bit.
+    MetaRot {
+        node: usize,
+        file: u64,
+        offset: u64,
+        bit: u8,
+    },
 }
 
 impl fmt::Display for FaultAction {
@@ -493,6 +508,16 @@ impl fmt::Display for FaultAction {
                 "bit rot at rest: node #{node}, file #{file}, byte #{offset}, bit {bit}"
             ),
             FaultAction::Replace(n) => write!(f, "replace data node #{n} by a new one"),
+            FaultAction::MetaRot {
+                node,
+                file,
+                offset,
+                bit,
+            } => write!(
+                f,
+                "power loss of meta-{} with bit rot at rest: file #{file}, byte #{offset}, bit {bit}",
+                node + 1
+            ),
         }
     }
 }
@@ -660,6 +685,17 @@ impl Scenario {
                     .any(|k| !matches!(k.as_str(), "eio" | "rot" | "slow" | "full"))
                 {
                     return bad("faults: disk_kinds are among eio, rot, slow, full");
+                }
+            }
+            // Each meta-rot may leave a meta node down for good: a majority must remain.
+            if f.kind == FaultKind::MetaRot {
+                let (mut t, mut events) = (f.every_secs[0], 0usize);
+                while t < w.safety_secs {
+                    events += 1;
+                    t += f.every_secs[0] + f.duration_secs[0];
+                }
+                if events > c.meta_nodes / 2 {
+                    return bad("faults: meta-rot could hit more than a minority of the meta nodes (raise every_secs)");
                 }
             }
             // Data node addresses are 10.0.3.1..=10.0.3.250, one per node ever started.
@@ -919,6 +955,12 @@ impl Scenario {
                 bit: rng.below(8) as u8,
             },
             FaultKind::ReplaceDatanode => FaultAction::Replace(rng.next_u64()),
+            FaultKind::MetaRot => FaultAction::MetaRot {
+                node: pick(rng, c.meta_nodes),
+                file: rng.next_u64(),
+                offset: rng.next_u64(),
+                bit: rng.below(8) as u8,
+            },
         }
     }
 }
