@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::cluster::{check_placement, Placement};
 use common::cluster::{DiskInfo, DiskState, NodeInfo, NodeState};
+use common::env::planted::Bug;
 use common::env::{Disk, Env, SimDisk, SimDiskFaults};
 use common::ids::{DiskId, FragmentId, GroupId, NodeId, RackId};
 use gateway::client::S3Client;
@@ -118,7 +119,7 @@ impl SimCluster {
                 let rack = rack_name(i % shape.racks);
                 let addr = ip(&format!("10.0.3.{}", i + 1));
                 // A data node that never syncs loses what it wrote at every power loss.
-                let faults = if planted == Some(Planted::AckBeforeSync) {
+                let faults = if planted == Some(Planted::Product(Bug::AckBeforeSync)) {
                     lying_faults.clone()
                 } else {
                     SimDiskFaults::default()
@@ -166,7 +167,7 @@ impl SimCluster {
             admin,
             lying,
             env: env.fork(),
-            base_faults: if planted == Some(Planted::AckBeforeSync) {
+            base_faults: if planted == Some(Planted::Product(Bug::AckBeforeSync)) {
                 lying_faults
             } else {
                 SimDiskFaults::default()

@@ -48,12 +48,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::env::planted::Bug;
 use common::env::{DirEntry, Disk, DiskFile, DiskOp, OpenMode, SimDisk};
 use serde::Deserialize;
 
-/// Which planted bug a run carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+/// Which planted bug a run carries: a fault of the world around the product (below),
+/// or a bug in the product's own code behind a [`common::env::planted`] switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Planted {
     /// Meta nodes' disks acknowledge `sync` without persisting (Raft log and state
     /// machine acknowledged before fsync).
@@ -68,21 +69,20 @@ pub enum Planted {
     DivergentReplica,
     /// Data nodes' disks delete the next fragment file along with the one asked for.
     MisdirectedDeletes,
-    /// Product bug: meta reads skip the leader read barrier.
-    SkipReadBarrier,
-    /// Product bug: data nodes acknowledge fragments before fsync.
-    AckBeforeSync,
-    /// Product bug: the planner puts m + 1 fragments of a stripe in one rack.
-    RackOverload,
-    /// Product bug: the state machine drops some acknowledged versions on apply.
-    DropVersionOnApply,
-    /// Product bug: data nodes skip the block CRC check on reads and scrub.
-    SkipBlockVerify,
-    /// Product bug: apply stamps versions with the replica's clock.
-    ApplyReadsClock,
+    /// A product bug, switched on for the safety phase.
+    Product(Bug),
 }
 
 impl Planted {
+    const HARNESS: [Planted; 6] = [
+        Planted::MetaFsyncLies,
+        Planted::MisdirectedReads,
+        Planted::UnhealedMajority,
+        Planted::CorruptResponses,
+        Planted::DivergentReplica,
+        Planted::MisdirectedDeletes,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Planted::MetaFsyncLies => "meta-fsync-lies",
@@ -91,52 +91,30 @@ impl Planted {
             Planted::CorruptResponses => "corrupt-responses",
             Planted::DivergentReplica => "divergent-replica",
             Planted::MisdirectedDeletes => "misdirected-deletes",
-            Planted::SkipReadBarrier => "skip-read-barrier",
-            Planted::AckBeforeSync => "ack-before-sync",
-            Planted::RackOverload => "rack-overload",
-            Planted::DropVersionOnApply => "drop-version-on-apply",
-            Planted::SkipBlockVerify => "skip-block-verify",
-            Planted::ApplyReadsClock => "apply-reads-clock",
+            Planted::Product(b) => b.name(),
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "meta-fsync-lies" => Some(Planted::MetaFsyncLies),
-            "misdirected-reads" => Some(Planted::MisdirectedReads),
-            "unhealed-majority" => Some(Planted::UnhealedMajority),
-            "corrupt-responses" => Some(Planted::CorruptResponses),
-            "divergent-replica" => Some(Planted::DivergentReplica),
-            "misdirected-deletes" => Some(Planted::MisdirectedDeletes),
-            "skip-read-barrier" => Some(Planted::SkipReadBarrier),
-            "ack-before-sync" => Some(Planted::AckBeforeSync),
-            "rack-overload" => Some(Planted::RackOverload),
-            "drop-version-on-apply" => Some(Planted::DropVersionOnApply),
-            "skip-block-verify" => Some(Planted::SkipBlockVerify),
-            "apply-reads-clock" => Some(Planted::ApplyReadsClock),
-            _ => None,
-        }
-    }
-
-    /// The product bug this planted bug switches on, if it is one.
-    pub fn product_bug(self) -> Option<common::env::planted::Bug> {
-        use common::env::planted::Bug;
-        match self {
-            Planted::SkipReadBarrier => Some(Bug::SkipReadBarrier),
-            Planted::AckBeforeSync => Some(Bug::AckBeforeSync),
-            Planted::RackOverload => Some(Bug::RackOverload),
-            Planted::DropVersionOnApply => Some(Bug::DropVersionOnApply),
-            Planted::SkipBlockVerify => Some(Bug::SkipBlockVerify),
-            Planted::ApplyReadsClock => Some(Bug::ApplyReadsClock),
-            _ => None,
-        }
+        Self::HARNESS
+            .into_iter()
+            .find(|p| p.name() == s)
+            .or_else(|| Bug::parse(s).map(Planted::Product))
     }
 
     /// Switches the product bug (if this is one) on or off for this thread's simulation.
     pub fn set_product_bug(self, on: bool) {
-        if let Some(b) = self.product_bug() {
+        if let Planted::Product(b) = self {
             common::env::planted::set(b, on);
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for Planted {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Planted::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown planted bug {s:?}")))
     }
 }
 
