@@ -72,6 +72,10 @@ pub struct SimCluster {
     rack_of: Vec<usize>,
     /// Data nodes replaced for good (`replace_datanode`): never restarted.
     retired: BTreeSet<usize>,
+    /// Meta nodes replaced for good (`replace_meta`): out of every group, never restarted.
+    retired_metas: BTreeSet<usize>,
+    /// The meta nodes' maintenance settings (for replacements).
+    maintain: MaintainConfig,
     /// The meta nodes' addresses.
     seeds: Vec<String>,
 }
@@ -188,6 +192,8 @@ impl SimCluster {
             paused: BTreeMap::new(),
             rack_of: (0..shape.data_nodes).map(|i| i % shape.racks).collect(),
             retired: BTreeSet::new(),
+            retired_metas: BTreeSet::new(),
+            maintain,
             seeds,
         }
     }
@@ -389,6 +395,60 @@ impl SimCluster {
         }
     }
 
+    /// What an operator does with meta node `old` whose disk is gone (or refused): starts
+    /// a new, empty meta node (next id and address, `join = true`), adds it as a voter of
+    /// every group (it catches up by log or snapshot) and removes `old` from every group.
+    /// `old` is never restarted. Returns a note for the fault log.
+    pub async fn replace_meta(&mut self, old: usize) -> String {
+        let old_id = self.metas[old].id;
+        self.power_loss(NodeRef::Meta(old));
+        self.down.remove(&NodeRef::Meta(old));
+        self.retired_metas.insert(old);
+        let new_id = self.metas.len() as u64 + 1;
+        let ips: Vec<IpAddr> = (1..=new_id).map(|i| ip(&format!("10.0.2.{i}"))).collect();
+        let mut config = meta_config_with(
+            new_id,
+            &ips,
+            self.shape.object_groups,
+            self.maintain.clone(),
+        );
+        config.join = true;
+        let node = SimMetaNode::start(config, self.env.random_u64());
+        let addr = node.addr.to_string();
+        self.metas.push(node);
+        let live: Vec<String> = self
+            .metas
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.retired_metas.contains(i))
+            .map(|(_, m)| m.addr.to_string())
+            .collect();
+        self.seeds = live.clone();
+        let changed = self
+            .admin
+            .spawn(async move {
+                let meta = MetaClient::connect(live, "sim")
+                    .await
+                    .map_err(|e| format!("meta client: {e}"))?;
+                retry(100, || meta.add_voter_all(new_id, &addr))
+                    .await
+                    .map_err(|e| format!("adding meta-{new_id}: {e}"))?;
+                retry(100, || meta.remove_voter_all(old_id))
+                    .await
+                    .map_err(|e| format!("removing meta-{old_id}: {e}"))
+            })
+            .await
+            .map_err(|e| format!("task: {e}"))
+            .and_then(|r| r);
+        match changed {
+            Ok(groups) => format!(
+                "meta-{old_id} replaced by meta-{new_id} in {} groups",
+                groups.len()
+            ),
+            Err(e) => format!("meta-{old_id} NOT replaced by meta-{new_id}: {e}"),
+        }
+    }
+
     /// Bit rot at rest on meta node `i` (powered off by the caller): one bit flips in
     /// each sector of a damaged extent of one of its redb files, from a non-zero byte
     /// (selectors resolved against the files and bytes present). Returns a note for the
@@ -459,7 +519,7 @@ impl SimCluster {
     /// Power loss of `n` (a gateway simply dies: it has no disk). Nested: the node
     /// comes back when every `power_loss` has its `power_restore`.
     pub fn power_loss(&mut self, n: NodeRef) {
-        if matches!(n, NodeRef::Data(i) if self.retired.contains(&i)) {
+        if self.is_retired(n) {
             return;
         }
         let c = self.down.entry(n).or_insert(0);
@@ -473,8 +533,17 @@ impl SimCluster {
         }
     }
 
+    /// Whether `n` was replaced for good (never powered on again).
+    fn is_retired(&self, n: NodeRef) -> bool {
+        match n {
+            NodeRef::Data(i) => self.retired.contains(&i),
+            NodeRef::Meta(i) => self.retired_metas.contains(&i),
+            NodeRef::Gateway(_) => false,
+        }
+    }
+
     pub fn power_restore(&mut self, n: NodeRef) {
-        if matches!(n, NodeRef::Data(i) if self.retired.contains(&i)) {
+        if self.is_retired(n) {
             return;
         }
         let Some(c) = self.down.get_mut(&n) else {
@@ -753,8 +822,11 @@ impl SimCluster {
         let mut out = Vec::new();
         for g in 0..=u64::from(self.shape.object_groups) {
             for (i, m) in self.metas.iter().enumerate() {
-                // A replica that refused its rotten disk is out of its groups (to be
-                // replaced): it has no state to compare.
+                // A replaced meta node, or a replica that refused its rotten disk (to be
+                // replaced), is out of its groups: it has no state to compare.
+                if self.retired_metas.contains(&i) {
+                    continue;
+                }
                 if m.node().is_none()
                     && !self.down.contains_key(&NodeRef::Meta(i))
                     && m.refuses_its_disk()

@@ -242,6 +242,16 @@ async fn drive(
     if let Some(p) = sc.planted {
         p.set_product_bug(false);
     }
+    // The operator replaces every meta node that refuses its (rotten) disk.
+    for i in 0..cluster.metas.len() {
+        if cluster.metas[i].node().is_none() && cluster.metas[i].refuses_its_disk() {
+            let note = cluster.replace_meta(i).await;
+            log.push(format!(
+                "t={:.3}s {note}",
+                clock.now().duration_since(origin).as_secs_f64()
+            ));
+        }
+    }
     log.push(format!("t={:.3}s healed", w.safety_secs));
     if sc.planted == Some(Planted::UnhealedMajority) {
         for i in 0..=cluster.metas.len() / 2 {
