@@ -34,7 +34,17 @@ BOTO3_VERSION=1.44.5
 VENV=${SHALE_SMOKE_VENV:-$ROOT/target/s3-smoke-venv}
 STAMP="$VENV/.installed-awscli-$AWSCLI_VERSION-boto3-$BOTO3_VERSION"
 
-if [ ! -f "$STAMP" ]; then
+# A usable venv: installed by this script at these versions, and still runnable (a venv
+# copied or moved from another folder keeps shebangs that point at the old one).
+venv_ok() {
+  [ -f "$STAMP" ] && "$VENV/bin/aws" --version >/dev/null 2>&1 \
+    && "$VENV/bin/python" -c 'import boto3' >/dev/null 2>&1
+}
+# Concurrent runs (the plain and the TLS test) install one at a time.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$VENV.lock"
+if command -v flock >/dev/null; then flock 9; fi
+if ! venv_ok; then
   echo "==> installing awscli==$AWSCLI_VERSION boto3==$BOTO3_VERSION into $VENV"
   rm -rf "$VENV"
   python3 -m venv "$VENV"
@@ -45,6 +55,7 @@ if [ ! -f "$STAMP" ]; then
   fi
   touch "$STAMP"
 fi
+exec 9>&-
 PY="$VENV/bin/python"
 AWS=("$VENV/bin/aws" --endpoint-url "$ENDPOINT")
 if [ -n "${SHALE_SMOKE_CA_BUNDLE:-}" ]; then

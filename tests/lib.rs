@@ -51,11 +51,11 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released; the OS does not hand it out again
-/// immediately).
+/// A free TCP port on 127.0.0.1, never one this process handed out before.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    common::env::free_loopback_addr()
+        .expect("free loopback address")
+        .port()
 }
 
 /// A temporary directory removed on drop.

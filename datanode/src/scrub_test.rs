@@ -326,9 +326,7 @@ fn list_damaged_and_health_report_findings_and_progress_over_grpc() {
         .expect("corrupt");
         pass(&node).await;
         let node = Arc::new(node);
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
+        let addr = common::env::free_loopback_addr().expect("free port");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = common::env::spawn(
             "test-datanode",

@@ -47,9 +47,7 @@ async fn run() {
             vec![(DiskId(0), disk, StoreConfig::default())],
         )
         .expect("datanode");
-        let addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port");
+        let addr: SocketAddr = common::env::free_loopback_addr().expect("port");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = common::env::spawn("bench-datanode", async move {
             let _ = datanode::service::serve(Arc::new(node), addr, async {

@@ -44,10 +44,7 @@ async fn cluster(groups: u64) -> Cluster {
         .map(|id| {
             (
                 id,
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap(),
+                common::env::free_loopback_addr().expect("free loopback address"),
             )
         })
         .collect();

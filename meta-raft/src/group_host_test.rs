@@ -38,10 +38,7 @@ struct Replica {
 }
 
 fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    common::env::free_loopback_addr().expect("free loopback address")
 }
 
 async fn start(

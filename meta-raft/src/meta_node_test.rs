@@ -17,10 +17,8 @@ const CLUSTER: &str = "meta-node-clock";
 const HOUR_MS: u64 = 3_600_000;
 
 fn free_addr() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("local addr")
+    common::env::free_loopback_addr()
+        .expect("free loopback address")
         .to_string()
 }
 

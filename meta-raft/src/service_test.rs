@@ -57,10 +57,7 @@ pub(crate) struct TestCluster {
 }
 
 fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("local addr")
+    common::env::free_loopback_addr().expect("free loopback address")
 }
 
 async fn start_replica(

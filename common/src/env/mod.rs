@@ -14,6 +14,7 @@
 
 mod clock;
 mod disk;
+mod net;
 pub mod planted;
 mod real_disk;
 mod rng;
@@ -21,12 +22,15 @@ mod sim_disk;
 
 #[cfg(test)]
 mod disk_test;
+#[cfg(test)]
+mod net_test;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 pub use clock::{Clock, Elapsed, Instant};
 pub use disk::{parent_dir, validate_path, DirEntry, Disk, DiskFile, DiskOp, OpenMode};
+pub use net::free_loopback_addr;
 pub use real_disk::RealDisk;
 pub use rng::{splitmix64, Rng};
 pub use sim_disk::{SimDisk, SimDiskFaults, SimDiskStats};

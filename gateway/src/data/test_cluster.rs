@@ -83,8 +83,7 @@ pub struct TestCluster {
 }
 
 fn free_addr() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr")
+    common::env::free_loopback_addr().expect("free loopback address")
 }
 
 impl TestCluster {
