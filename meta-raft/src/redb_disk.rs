@@ -238,7 +238,7 @@ pub const CACHE_BYTES: usize = 16 << 20;
 /// since redb wrote it (bit rot, a stray write) is refused with
 /// [`RedbDiskError::Corrupted`], where a plain open would trust it, and could panic on
 /// it or serve the rotten rows as this replica's state. The cost is one read of the
-/// file per open (a node start).
+/// file per open (a node start): about 0.5–1 s per 500 MiB (BENCHMARKS.md, `meta_open`).
 fn build(file: Arc<dyn DiskFile>, path: &str) -> Result<Database, RedbDiskError> {
     Builder::new()
         .set_cache_size(CACHE_BYTES)
