@@ -55,8 +55,8 @@ use crate::local::{LocalGroups, ROOT_GROUP};
 use crate::repair_budget::RepairBudget;
 use crate::repair_damaged::{list_damaged, Damaged};
 use crate::repair_plan::{
-    after_commit, assess, classify_fragment, fragment_bytes, new_placement, plan_targets,
-    AfterCommit, Candidate, FragmentHealth, RepairQueue, TargetError, Verdict,
+    after_commit, assess, classify_fragment, fragment_bytes, mark_misplaced, new_placement,
+    plan_targets, AfterCommit, Candidate, FragmentHealth, RepairQueue, TargetError, Verdict,
 };
 
 /// Stripes per `ListStripes` page.
@@ -484,6 +484,14 @@ impl RepairWorker {
                         h = FragmentHealth::Damaged;
                     }
                     health.push(h);
+                }
+                let misplaced = mark_misplaced(map, entry.codec.m, &entry.placement, &mut health);
+                if misplaced > 0 {
+                    tracing::info!(
+                        %group, stripe = %entry.id, misplaced, placement = ?entry.placement,
+                        "stripe breaks the placement rule (a node or rack holds too many of \
+                         its fragments); moving the surplus"
+                    );
                 }
                 match assess(entry.codec.data_fragments(), &health) {
                     Verdict::Healthy => {}

@@ -15,6 +15,13 @@
 //!   cost a full copy). It stays in its slot when other fragments are repaired.
 //! - *damaged*: a data node's scrubber listed it (a checksum failed, an I/O error):
 //!   rebuild it elsewhere (the GC deletes the damaged copy once the move commits).
+//! - *misplaced*: healthy, but where it is breaks the placement rule's hard part in the
+//!   current map ([`misplaced`]: a second fragment of the stripe on one node, or more
+//!   than `m` in one rack, so one node or rack loss could cost more than `m`). It is
+//!   read like a moving one and rebuilt elsewhere. The softer one-per-rack preference
+//!   (when the cluster has `k+m` racks) does not move data: a stripe with at most `m`
+//!   per rack already survives any one rack, and re-placing every stripe when racks
+//!   are added would be a rebalancing storm, not a repair.
 //!
 //! # What a stripe needs
 //! Readable fragments are the healthy and the moving ones. Fewer than `k` readable:
@@ -29,7 +36,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use common::cluster::{check_placement, ClusterMap, DiskState, FragmentLocation, NodeState};
 use common::codec::CodecParams;
-use common::ids::{NodeId, StripeId};
+use common::ids::{NodeId, RackId, StripeId};
 use meta_raft::state_machine::Response;
 use placement::{plan_replacements, Placement, PlanError};
 
@@ -43,19 +50,26 @@ pub enum FragmentHealth {
     Moving,
     Unavailable,
     Damaged,
+    Misplaced,
 }
 
 impl FragmentHealth {
     /// Can be read now (a rebuild source).
     pub fn readable(self) -> bool {
-        matches!(self, FragmentHealth::Healthy | FragmentHealth::Moving)
+        matches!(
+            self,
+            FragmentHealth::Healthy | FragmentHealth::Moving | FragmentHealth::Misplaced
+        )
     }
 
     /// Must be rebuilt elsewhere.
     pub fn needs_rebuild(self) -> bool {
         matches!(
             self,
-            FragmentHealth::Lost | FragmentHealth::Moving | FragmentHealth::Damaged
+            FragmentHealth::Lost
+                | FragmentHealth::Moving
+                | FragmentHealth::Damaged
+                | FragmentHealth::Misplaced
         )
     }
 }
@@ -84,6 +98,41 @@ pub fn classify_fragment(map: &ClusterMap, loc: FragmentLocation, damaged: bool)
     } else {
         FragmentHealth::Healthy
     }
+}
+
+/// Marks as [`FragmentHealth::Misplaced`] the healthy fragments of `placement` (with
+/// `health`, index order) that break the hard placement rule in `map` (module docs): on
+/// a node that already holds a fragment of the stripe with a lower index, or beyond the
+/// first `m` fragments (by index) that stay in one rack. Fragments that stay are the
+/// healthy and the unavailable ones (a Down node's fragment keeps its slot); the ones
+/// rebuilt anyway (lost, moving, damaged) are leaving and do not count. Returns how many
+/// were marked.
+pub fn mark_misplaced(
+    map: &ClusterMap,
+    m: u8,
+    placement: &[FragmentLocation],
+    health: &mut [FragmentHealth],
+) -> usize {
+    let mut nodes: BTreeSet<NodeId> = BTreeSet::new();
+    let mut per_rack: BTreeMap<&RackId, usize> = BTreeMap::new();
+    let mut marked = 0;
+    for (loc, h) in placement.iter().zip(health.iter_mut()) {
+        if *h != FragmentHealth::Healthy && *h != FragmentHealth::Unavailable {
+            continue;
+        }
+        let Some(node) = map.node(loc.node) else {
+            continue;
+        };
+        let in_rack = per_rack.entry(&node.rack).or_default();
+        let fits = nodes.insert(loc.node) && *in_rack < usize::from(m);
+        if fits {
+            *in_rack += 1;
+        } else if *h == FragmentHealth::Healthy {
+            *h = FragmentHealth::Misplaced;
+            marked += 1;
+        }
+    }
+    marked
 }
 
 /// What one stripe needs (module docs).

@@ -2,7 +2,7 @@
 //! the queue, target planning under the rack rule (blocked, never weakened), the byte
 //! budget.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::cluster::{
@@ -15,11 +15,11 @@ use common::ids::{DiskId, NodeId, RackId, StripeId};
 
 use crate::repair_budget::RepairBudget;
 use crate::repair_plan::{
-    assess, classify_fragment, new_placement, plan_targets, Candidate, FragmentHealth, RepairQueue,
-    TargetError, Verdict,
+    assess, classify_fragment, mark_misplaced, new_placement, plan_targets, Candidate,
+    FragmentHealth, RepairQueue, TargetError, Verdict,
 };
 
-use FragmentHealth::{Damaged, Healthy, Lost, Moving, Unavailable};
+use FragmentHealth::{Damaged, Healthy, Lost, Misplaced, Moving, Unavailable};
 
 fn disk(id: u32, state: DiskState) -> DiskInfo {
     DiskInfo {
@@ -174,6 +174,30 @@ fn the_queue_keeps_the_least_healthy_stripes_first() {
     assert_eq!((q.len(), q.overflow), (2, 3));
 }
 
+/// A 4+2 stripe that needs repair: its healthy count, the fragments to rebuild and where
+/// they go (no nodes avoided).
+fn assess_and_plan(
+    map: &ClusterMap,
+    placement: &[FragmentLocation],
+    h: &[FragmentHealth],
+    stripe: u128,
+) -> (usize, BTreeSet<usize>, BTreeMap<usize, FragmentLocation>) {
+    let Verdict::Repair { rebuild, healthy } = assess(4, h) else {
+        panic!("{h:?}");
+    };
+    let targets = plan_targets(
+        map,
+        codec(4, 2),
+        StripeId(stripe),
+        4096,
+        placement,
+        &rebuild,
+        &BTreeSet::new(),
+    )
+    .expect("targets");
+    (healthy, rebuild, targets)
+}
+
 #[test]
 fn a_lost_fragment_is_rebuilt_by_the_rack_rule() {
     // 6 racks of 2 nodes, 4+2 one fragment per rack (nodes 1, 3, 5, 7, 9, 11).
@@ -181,20 +205,8 @@ fn a_lost_fragment_is_rebuilt_by_the_rack_rule() {
     let placement: Vec<_> = [1, 3, 5, 7, 9, 11].map(loc).to_vec();
     set_state(&mut map, 5, NodeState::Dead);
     let h = health(&map, &placement);
-    let Verdict::Repair { rebuild, healthy } = assess(4, &h) else {
-        panic!("{h:?}");
-    };
-    assert_eq!((healthy, rebuild.clone()), (5, BTreeSet::from([2])));
-    let targets = plan_targets(
-        &map,
-        codec(4, 2),
-        StripeId(7),
-        4096,
-        &placement,
-        &rebuild,
-        &BTreeSet::new(),
-    )
-    .expect("targets");
+    let (healthy, rebuild, targets) = assess_and_plan(&map, &placement, &h, 7);
+    assert_eq!((healthy, rebuild), (5, BTreeSet::from([2])));
     // One per rack: the only rack without a fragment is the dead node's, node 6.
     assert_eq!(targets.into_iter().collect::<Vec<_>>(), [(2, loc(6))]);
     let new = new_placement(&map, codec(4, 2), &placement, &[(2, loc(6))].into())
@@ -228,6 +240,68 @@ fn a_draining_fragment_moves_and_gc_pending_nodes_are_avoided() {
     assert_eq!(plan(&[]).expect("targets")[&2], loc(6));
     // Node 6 holds an old copy of the stripe in the GC queue: nowhere else fits.
     assert!(matches!(plan(&[6]), Err(TargetError::Blocked(_))));
+}
+
+#[test]
+fn the_surplus_of_an_overloaded_rack_is_moved_by_the_rule() {
+    // 4 racks of 3 nodes, 4+2: at most 2 per rack. Rack r0 holds 3 (nodes 1, 2, 3).
+    let map = cluster(4, 3);
+    let placement: Vec<_> = [1, 2, 3, 4, 7, 10].map(loc).to_vec();
+    assert!(check_placement(
+        &map,
+        &Placement {
+            locations: placement.clone()
+        },
+        4,
+        2
+    )
+    .is_err());
+    let mut h = health(&map, &placement);
+    assert_eq!(mark_misplaced(&map, 2, &placement, &mut h), 1);
+    // The third fragment in r0 (index 2) moves; it is still a source for the rebuild.
+    assert_eq!(h, [Healthy, Healthy, Misplaced, Healthy, Healthy, Healthy]);
+    assert!(Misplaced.readable() && Misplaced.needs_rebuild());
+    let (healthy, rebuild, targets) = assess_and_plan(&map, &placement, &h, 5);
+    assert_eq!((healthy, rebuild), (5, BTreeSet::from([2])));
+    let to = targets[&2];
+    assert!(![1, 2, 3].contains(&to.node.0), "stays in r0: {to}");
+    let new = new_placement(&map, codec(4, 2), &placement, &targets).expect("the rule holds");
+    check_placement(&map, &Placement { locations: new }, 4, 2).expect("rule");
+    // Once moved, nothing is misplaced.
+    let mut moved = placement.clone();
+    moved[2] = to;
+    let mut h = health(&map, &moved);
+    assert_eq!(mark_misplaced(&map, 2, &moved, &mut h), 0);
+    assert_eq!(assess(4, &h), Verdict::Healthy);
+}
+
+#[test]
+fn misplacement_counts_the_fragments_that_stay() {
+    let mut map = cluster(4, 3);
+    // Two fragments on node 1: the second (by index) moves.
+    let twice: Vec<_> = [1, 4, 1, 7, 10, 11].map(loc).to_vec();
+    let mut h = health(&map, &twice);
+    assert_eq!(mark_misplaced(&map, 2, &twice, &mut h), 1);
+    assert_eq!(h[2], Misplaced);
+    // r0 holds 3, but node 1 is Dead: its fragment is rebuilt anyway and leaves, so the
+    // two that stay fit and nothing more moves (the rebuild goes outside r0 by the rule).
+    let placement: Vec<_> = [1, 2, 3, 4, 7, 10].map(loc).to_vec();
+    set_state(&mut map, 1, NodeState::Dead);
+    let mut h = health(&map, &placement);
+    assert_eq!(mark_misplaced(&map, 2, &placement, &mut h), 0);
+    assert_eq!(h[..3], [Lost, Healthy, Healthy]);
+    // A Down node keeps its slot, so its fragment counts toward r0: the healthy one past
+    // the quota moves.
+    set_state(&mut map, 1, NodeState::Down);
+    let mut h = health(&map, &placement);
+    assert_eq!(mark_misplaced(&map, 2, &placement, &mut h), 1);
+    assert_eq!(h[..3], [Unavailable, Healthy, Misplaced]);
+    // A stripe within the rule is left alone.
+    let fine: Vec<_> = [1, 2, 4, 5, 7, 10].map(loc).to_vec();
+    set_state(&mut map, 1, NodeState::Up);
+    let mut h = health(&map, &fine);
+    assert_eq!(mark_misplaced(&map, 2, &fine, &mut h), 0);
+    assert!(h.iter().all(|x| *x == Healthy));
 }
 
 #[test]

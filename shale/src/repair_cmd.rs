@@ -15,7 +15,7 @@ use common::cluster::ClusterMap;
 use common::env::Env;
 use common::ids::FragmentId;
 use maintain::repair_damaged::list_damaged;
-use maintain::repair_plan::{assess, classify_fragment, fragment_bytes, Verdict};
+use maintain::repair_plan::{assess, classify_fragment, fragment_bytes, mark_misplaced, Verdict};
 use meta_raft::client::MetaClient;
 
 #[derive(Args, Debug)]
@@ -97,7 +97,7 @@ async fn walk(client: &MetaClient) -> anyhow::Result<Backlog> {
             after = page.stripes.last().map(|s| s.id);
             for s in &page.stripes {
                 b.stripes += 1;
-                let health: Vec<_> = (0u8..)
+                let mut health: Vec<_> = (0u8..)
                     .zip(&s.placement)
                     .map(|(index, loc)| {
                         let id = FragmentId {
@@ -107,6 +107,7 @@ async fn walk(client: &MetaClient) -> anyhow::Result<Backlog> {
                         classify_fragment(&map, *loc, damaged.contains(&(*loc, id)))
                     })
                     .collect();
+                mark_misplaced(&map, s.codec.m, &s.placement, &mut health);
                 match assess(s.codec.data_fragments(), &health) {
                     Verdict::Healthy => b.full += 1,
                     Verdict::Wait { .. } => b.waiting += 1,

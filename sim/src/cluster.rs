@@ -972,9 +972,9 @@ impl SimCluster {
     }
 
     /// `stripe_health`, repeated every second until every stripe has all `k+m`
-    /// fragments or `wait` passes (repair and scrub get that long to finish). The
-    /// inspection from the last round, and a note for the log (rounds, time, stripes
-    /// below `k+m` in each round).
+    /// fragments placed by the rack rule, or `wait` passes (repair and scrub get that long
+    /// to finish). The inspection from the last round, and a note for the log (rounds,
+    /// time, stripes below `k+m` or misplaced in each round).
     pub async fn stripe_health_settled(
         &self,
         wait: Duration,
@@ -986,7 +986,7 @@ impl SimCluster {
             let r = self.stripe_health().await;
             let below = r
                 .as_ref()
-                .map_or(usize::MAX, |s| crate::checker::fragments::degraded(s));
+                .map_or(usize::MAX, |s| crate::checker::fragments::unsettled(s));
             degraded.push(if below == usize::MAX {
                 "?".to_owned()
             } else {
@@ -995,7 +995,7 @@ impl SimCluster {
             let waited = clock.now().duration_since(started);
             if below == 0 || waited >= wait {
                 let note = format!(
-                    "{} inspections in {:.1}s, below k+m: {}",
+                    "{} inspections in {:.1}s, below k+m or misplaced: {}",
                     degraded.len(),
                     waited.as_secs_f64(),
                     degraded.join(" ")

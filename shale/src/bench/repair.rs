@@ -25,7 +25,7 @@ use anyhow::{bail, Context};
 use common::cluster::{ClusterMap, NodeState};
 use common::env::{Env, Instant};
 use common::ids::{FragmentId, GroupId, NodeId};
-use maintain::repair_plan::{assess, classify_fragment, fragment_bytes, Verdict};
+use maintain::repair_plan::{assess, classify_fragment, fragment_bytes, mark_misplaced, Verdict};
 use meta_raft::client::MetaClient;
 use meta_raft::state_machine::StripeEntry;
 use proto::datanode::datanode_service_client::DatanodeServiceClient;
@@ -191,11 +191,12 @@ fn snapshot(map: &ClusterMap, stripes: &[(GroupId, StripeEntry)], victim: NodeId
         let lost = s.placement.iter().filter(|l| l.node == victim).count() as u64;
         e.0 += lost;
         e.1 += frag * lost;
-        let health: Vec<_> = s
+        let mut health: Vec<_> = s
             .placement
             .iter()
             .map(|l| classify_fragment(map, *l, false))
             .collect();
+        mark_misplaced(map, s.codec.m, &s.placement, &mut health);
         if !matches!(assess(s.codec.data_fragments(), &health), Verdict::Healthy) {
             all_healthy = false;
         }

@@ -137,6 +137,15 @@ pub fn degraded(stripes: &[StripeHealth]) -> usize {
     stripes.iter().filter(|s| !s.whole()).count()
 }
 
+/// Stripes repair still has work on: below `k+m`, or placed against the rack rule (repair
+/// moves the surplus of an overloaded rack).
+pub fn unsettled(stripes: &[StripeHealth]) -> usize {
+    stripes
+        .iter()
+        .filter(|s| !s.whole() || s.placement_error.is_some())
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
