@@ -485,7 +485,7 @@ impl RepairWorker {
                     }
                     health.push(h);
                 }
-                let misplaced = mark_misplaced(map, entry.codec.m, &entry.placement, &mut health);
+                let misplaced = mark_misplaced(map, entry.codec, &entry.placement, &mut health);
                 if misplaced > 0 {
                     tracing::info!(
                         %group, stripe = %entry.id, misplaced, placement = ?entry.placement,

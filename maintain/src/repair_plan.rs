@@ -16,12 +16,15 @@
 //! - *damaged*: a data node's scrubber listed it (a checksum failed, an I/O error):
 //!   rebuild it elsewhere (the GC deletes the damaged copy once the move commits).
 //! - *misplaced*: healthy, but where it is breaks the placement rule's hard part in the
-//!   current map ([`misplaced`]: a second fragment of the stripe on one node, or more
-//!   than `m` in one rack, so one node or rack loss could cost more than `m`). It is
-//!   read like a moving one and rebuilt elsewhere. The softer one-per-rack preference
-//!   (when the cluster has `k+m` racks) does not move data: a stripe with at most `m`
-//!   per rack already survives any one rack, and re-placing every stripe when racks
-//!   are added would be a rebalancing storm, not a repair.
+//!   current map ([`mark_misplaced`]: a second fragment of the stripe on one node, or
+//!   more than `m` in one rack, so one node or rack loss could cost more than `m`). It
+//!   is read like a moving one and rebuilt elsewhere. The softer one-per-rack rule (when
+//!   the cluster has `k+m` usable racks) moves data only for a stripe rebuilt anyway: a
+//!   stripe with at most `m` per rack already survives any one rack, and re-placing
+//!   every stripe when racks are added would be a rebalancing storm, not a repair; but a
+//!   stripe placed two per rack before the cluster grew, once it loses a fragment, is
+//!   brought to one per rack (the planner keeps one per rack in that mode, so repairing
+//!   only the lost fragment would be blocked for good).
 //!
 //! # What a stripe needs
 //! Readable fragments are the healthy and the moving ones. Fewer than `k` readable:
@@ -100,16 +103,33 @@ pub fn classify_fragment(map: &ClusterMap, loc: FragmentLocation, damaged: bool)
     }
 }
 
-/// Marks as [`FragmentHealth::Misplaced`] the healthy fragments of `placement` (with
-/// `health`, index order) that break the hard placement rule in `map` (module docs): on
-/// a node that already holds a fragment of the stripe with a lower index, or beyond the
-/// first `m` fragments (by index) that stay in one rack. Fragments that stay are the
-/// healthy and the unavailable ones (a Down node's fragment keeps its slot); the ones
+/// Marks as [`FragmentHealth::Misplaced`] the healthy fragments of a stripe coded
+/// `codec` (`placement`, with `health`, index order) that must move for the stripe to
+/// obey the placement rule in `map` (module docs): on a node that already holds a
+/// fragment of the stripe with a lower index, or beyond the first `m` fragments (by
+/// index) that stay in one rack; and when the stripe is rebuilt anyway in a cluster with
+/// `k+m` usable racks, beyond the first one that stays in a rack. Fragments that stay are
+/// the healthy and the unavailable ones (a Down node's fragment keeps its slot); the ones
 /// rebuilt anyway (lost, moving, damaged) are leaving and do not count. Returns how many
 /// were marked.
 pub fn mark_misplaced(
     map: &ClusterMap,
-    m: u8,
+    codec: CodecParams,
+    placement: &[FragmentLocation],
+    health: &mut [FragmentHealth],
+) -> usize {
+    let mut marked = mark_beyond(map, usize::from(codec.m), placement, health);
+    let n = codec.data_fragments() + codec.parity_fragments();
+    if health.iter().any(|h| h.needs_rebuild()) && map.usable_racks().len() >= n {
+        marked += mark_beyond(map, 1, placement, health);
+    }
+    marked
+}
+
+/// [`mark_misplaced`] for one limit of fragments per rack.
+fn mark_beyond(
+    map: &ClusterMap,
+    per_rack_max: usize,
     placement: &[FragmentLocation],
     health: &mut [FragmentHealth],
 ) -> usize {
@@ -124,7 +144,7 @@ pub fn mark_misplaced(
             continue;
         };
         let in_rack = per_rack.entry(&node.rack).or_default();
-        let fits = nodes.insert(loc.node) && *in_rack < usize::from(m);
+        let fits = nodes.insert(loc.node) && *in_rack < per_rack_max;
         if fits {
             *in_rack += 1;
         } else if *h == FragmentHealth::Healthy {

@@ -257,7 +257,7 @@ fn the_surplus_of_an_overloaded_rack_is_moved_by_the_rule() {
     )
     .is_err());
     let mut h = health(&map, &placement);
-    assert_eq!(mark_misplaced(&map, 2, &placement, &mut h), 1);
+    assert_eq!(mark_misplaced(&map, codec(4, 2), &placement, &mut h), 1);
     // The third fragment in r0 (index 2) moves; it is still a source for the rebuild.
     assert_eq!(h, [Healthy, Healthy, Misplaced, Healthy, Healthy, Healthy]);
     assert!(Misplaced.readable() && Misplaced.needs_rebuild());
@@ -271,8 +271,44 @@ fn the_surplus_of_an_overloaded_rack_is_moved_by_the_rule() {
     let mut moved = placement.clone();
     moved[2] = to;
     let mut h = health(&map, &moved);
-    assert_eq!(mark_misplaced(&map, 2, &moved, &mut h), 0);
+    assert_eq!(mark_misplaced(&map, codec(4, 2), &moved, &mut h), 0);
     assert_eq!(assess(4, &h), Verdict::Healthy);
+}
+
+#[test]
+fn a_two_per_rack_stripe_that_loses_a_fragment_goes_one_per_rack() {
+    // 6 racks of 2 nodes, 4+2: with k+m = 6 usable racks the rule wants one per rack.
+    // The stripe was placed two per rack in r0 and r1 before the cluster grew.
+    let mut map = cluster(6, 2);
+    let placement: Vec<_> = [1, 2, 3, 4, 5, 7].map(loc).to_vec();
+    // Healthy, it stays where it is: the preference alone moves no data.
+    let mut h = health(&map, &placement);
+    assert_eq!(mark_misplaced(&map, codec(4, 2), &placement, &mut h), 0);
+    assert_eq!(assess(4, &h), Verdict::Healthy);
+    // It loses fragment 4 (node 5): rebuilding only that one is blocked for good (the
+    // planner keeps at most one per rack in this mode) ...
+    set_state(&mut map, 5, NodeState::Dead);
+    let only_lost = plan_targets(
+        &map,
+        codec(4, 2),
+        StripeId(11),
+        4096,
+        &placement,
+        &BTreeSet::from([4]),
+        &BTreeSet::new(),
+    );
+    assert!(
+        matches!(only_lost, Err(TargetError::Blocked(_))),
+        "{only_lost:?}"
+    );
+    // ... so the second fragment in r0 and in r1 move along with it.
+    let mut h = health(&map, &placement);
+    assert_eq!(mark_misplaced(&map, codec(4, 2), &placement, &mut h), 2);
+    assert_eq!(h, [Healthy, Misplaced, Healthy, Misplaced, Lost, Healthy]);
+    let (healthy, rebuild, targets) = assess_and_plan(&map, &placement, &h, 11);
+    assert_eq!((healthy, rebuild), (3, BTreeSet::from([1, 3, 4])));
+    let new = new_placement(&map, codec(4, 2), &placement, &targets).expect("the rule holds");
+    check_placement(&map, &Placement { locations: new }, 4, 2).expect("one per rack");
 }
 
 #[test]
@@ -281,26 +317,26 @@ fn misplacement_counts_the_fragments_that_stay() {
     // Two fragments on node 1: the second (by index) moves.
     let twice: Vec<_> = [1, 4, 1, 7, 10, 11].map(loc).to_vec();
     let mut h = health(&map, &twice);
-    assert_eq!(mark_misplaced(&map, 2, &twice, &mut h), 1);
+    assert_eq!(mark_misplaced(&map, codec(4, 2), &twice, &mut h), 1);
     assert_eq!(h[2], Misplaced);
     // r0 holds 3, but node 1 is Dead: its fragment is rebuilt anyway and leaves, so the
     // two that stay fit and nothing more moves (the rebuild goes outside r0 by the rule).
     let placement: Vec<_> = [1, 2, 3, 4, 7, 10].map(loc).to_vec();
     set_state(&mut map, 1, NodeState::Dead);
     let mut h = health(&map, &placement);
-    assert_eq!(mark_misplaced(&map, 2, &placement, &mut h), 0);
+    assert_eq!(mark_misplaced(&map, codec(4, 2), &placement, &mut h), 0);
     assert_eq!(h[..3], [Lost, Healthy, Healthy]);
     // A Down node keeps its slot, so its fragment counts toward r0: the healthy one past
     // the quota moves.
     set_state(&mut map, 1, NodeState::Down);
     let mut h = health(&map, &placement);
-    assert_eq!(mark_misplaced(&map, 2, &placement, &mut h), 1);
+    assert_eq!(mark_misplaced(&map, codec(4, 2), &placement, &mut h), 1);
     assert_eq!(h[..3], [Unavailable, Healthy, Misplaced]);
     // A stripe within the rule is left alone.
     let fine: Vec<_> = [1, 2, 4, 5, 7, 10].map(loc).to_vec();
     set_state(&mut map, 1, NodeState::Up);
     let mut h = health(&map, &fine);
-    assert_eq!(mark_misplaced(&map, 2, &fine, &mut h), 0);
+    assert_eq!(mark_misplaced(&map, codec(4, 2), &fine, &mut h), 0);
     assert!(h.iter().all(|x| *x == Healthy));
 }
 

@@ -107,7 +107,7 @@ async fn walk(client: &MetaClient) -> anyhow::Result<Backlog> {
                         classify_fragment(&map, *loc, damaged.contains(&(*loc, id)))
                     })
                     .collect();
-                mark_misplaced(&map, s.codec.m, &s.placement, &mut health);
+                mark_misplaced(&map, s.codec, &s.placement, &mut health);
                 match assess(s.codec.data_fragments(), &health) {
                     Verdict::Healthy => b.full += 1,
                     Verdict::Wait { .. } => b.waiting += 1,

@@ -196,7 +196,7 @@ fn snapshot(map: &ClusterMap, stripes: &[(GroupId, StripeEntry)], victim: NodeId
             .iter()
             .map(|l| classify_fragment(map, *l, false))
             .collect();
-        mark_misplaced(map, s.codec.m, &s.placement, &mut health);
+        mark_misplaced(map, s.codec, &s.placement, &mut health);
         if !matches!(assess(s.codec.data_fragments(), &health), Verdict::Healthy) {
             all_healthy = false;
         }
