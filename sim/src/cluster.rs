@@ -372,15 +372,10 @@ impl SimCluster {
         }
         let i = running[(node % running.len() as u64) as usize];
         let disk = &self.datanodes[i].disks[0];
-        let files: Vec<String> = disk
-            .file_paths()
-            .into_iter()
-            .filter(|p| p.starts_with("frags/"))
-            .collect();
-        if files.is_empty() {
+        let Some(path) = pick_file(disk, |p| p.starts_with("frags/"), file) else {
             return format!(" (data-{} holds no fragment)", i + 1);
-        }
-        let path = &files[(file % files.len() as u64) as usize];
+        };
+        let path = &path;
         let len = disk
             .open(path, common::env::OpenMode::Read)
             .and_then(|f| f.len())
@@ -455,15 +450,10 @@ impl SimCluster {
     /// fault log.
     pub fn meta_rot(&self, i: usize, file: u64, offset: u64, bit: u8) -> String {
         let disk = &self.metas[i].disk;
-        let files: Vec<String> = disk
-            .file_paths()
-            .into_iter()
-            .filter(|p| p.ends_with(".redb"))
-            .collect();
-        if files.is_empty() {
+        let Some(path) = pick_file(disk, |p| p.ends_with(".redb"), file) else {
             return format!(" (meta-{} holds no redb file)", i + 1);
-        }
-        let path = &files[(file % files.len() as u64) as usize];
+        };
+        let path = &path;
         let bytes = disk
             .open(path, common::env::OpenMode::Read)
             .and_then(|f| {
@@ -1101,4 +1091,15 @@ where
         madsim::time::sleep(Duration::from_millis(200)).await;
     }
     Err(last.expect("at least one attempt"))
+}
+
+/// One of the files on `disk` that `keep` accepts, chosen by `selector` modulo their
+/// number (the fault plan's selectors resolve against the files present).
+fn pick_file(disk: &SimDisk, keep: impl Fn(&str) -> bool, selector: u64) -> Option<String> {
+    let files: Vec<String> = disk.file_paths().into_iter().filter(|p| keep(p)).collect();
+    if files.is_empty() {
+        return None;
+    }
+    let n = files.len() as u64;
+    files.into_iter().nth((selector % n) as usize)
 }

@@ -210,7 +210,6 @@ impl SimMetaNode {
             .map(|m| m.stats())
     }
 
-    /// The running process's `MetaNode`, if it has started.
     /// Whether the last start of this node failed because a metadata file failed its
     /// integrity check (bit rot): the node stays down until replaced.
     pub fn refuses_its_disk(&self) -> bool {
@@ -221,6 +220,7 @@ impl SimMetaNode {
             .is_some_and(|e| e.contains("failed its integrity check"))
     }
 
+    /// The running process's `MetaNode`, if it has started.
     pub fn node(&self) -> Option<Arc<MetaNode>> {
         self.running
             .lock()
